@@ -1,0 +1,77 @@
+"""torchrun-native distributed helpers: state from the environment, NCCL on GPU, gloo on CPU."""
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def is_dist():
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank():
+    return dist.get_rank() if is_dist() else 0
+
+
+def get_world_size():
+    return dist.get_world_size() if is_dist() else 1
+
+
+def is_main_process():
+    return get_rank() == 0
+
+
+def init_distributed(launcher, device_type):
+    """Start the process group for ``--launcher pytorch`` from torchrun's env variables.
+
+    Reads LOCAL_RANK, RANK and WORLD_SIZE (no ``--local_rank`` flag). Uses NCCL when
+    ``device_type`` is 'cuda', gloo otherwise. Returns the local rank (0 without DDP).
+    """
+    if launcher == 'none':
+        return 0
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK') if k not in os.environ]
+    if missing:
+        raise RuntimeError(f"--launcher pytorch needs torchrun's environment ({', '.join(missing)} not set); "
+                           f"start with: torchrun --nproc_per_node=N main.py --launcher pytorch ...")
+    local_rank = int(os.environ['LOCAL_RANK'])
+    backend = 'nccl' if device_type == 'cuda' else 'gloo'
+    if device_type == 'cuda':
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend=backend)
+    return local_rank
+
+
+def cleanup_distributed():
+    if is_dist():
+        dist.destroy_process_group()
+
+
+def all_reduce_mean(tensor):
+    """Mean of ``tensor`` over ranks (returns a new tensor; identity without DDP)."""
+    if not is_dist():
+        return tensor
+    out = tensor.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out / get_world_size()
+
+
+def all_reduce_sum(tensor):
+    """Sum of ``tensor`` over ranks (returns a new tensor; identity without DDP)."""
+    if not is_dist():
+        return tensor
+    out = tensor.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
+
+
+def all_gather_cat(tensor):
+    """Concatenate ``tensor`` along dim 0 over ranks, keeping the gradient of the local part.
+
+    Shapes: (b, ...) per rank -> (b * world_size, ...). Every rank must pass the same b.
+    """
+    if not is_dist():
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(get_world_size())]
+    dist.all_gather(parts, tensor.detach().contiguous())
+    parts[get_rank()] = tensor
+    return torch.cat(parts, dim=0)

@@ -1,0 +1,43 @@
+"""Seeding and small numeric helpers shared by the runners."""
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed, deterministic=False):
+    """Seed python, numpy and torch (all devices); optionally force deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def seed_worker(worker_id):
+    """DataLoader ``worker_init_fn``: derive python/numpy seeds from the worker's torch seed.
+
+    torch gives each worker ``base_seed + worker_id`` where base_seed comes from the
+    loader's generator, so seeding the generator makes workers reproducible.
+    """
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def rng_state():
+    """Every RNG stream, for checkpoints: python, numpy, torch CPU and CUDA."""
+    return {'python': random.getstate(), 'numpy': np.random.get_state(),
+            'torch': torch.get_rng_state(),
+            'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state):
+    """Restore what ``rng_state`` returned (CUDA streams only when CUDA is present)."""
+    random.setstate(state['python'])
+    np.random.set_state(state['numpy'])
+    torch.set_rng_state(state['torch'])
+    if state.get('cuda') is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
