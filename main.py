@@ -1,0 +1,70 @@
+"""Entry point: pre-training, fine-tuning, testing, few-shot and the SVM probe.
+
+    python main.py --config cfgs/pretrain.yaml --exp_name <name>
+    torchrun --nproc_per_node=N main.py --launcher pytorch --config ... --exp_name <name>
+"""
+import importlib
+import os
+import sys
+
+import torch
+
+from tools.config_check import validate_config
+from utils import dist
+from utils.config import ConfigError, load_config, save_config
+from utils.logger import get_logger
+from utils.misc import seed_everything
+from utils.parser import parse_args
+
+RUNNERS = {'pretrain': 'tools.runner_pretrain'}
+
+
+def resolve_device(flag):
+    """'auto' -> cuda when available, else cpu; asking for cuda without one is an error."""
+    if flag == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('main.py: error: --device cuda but no CUDA device is available (use --device cpu or auto)')
+    if flag == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return flag
+
+
+def check_experiment(args):
+    """Refuse to overwrite an earlier run's checkpoints, or to resume one that does not exist."""
+    path = args.experiment_path
+    has_ckpt = os.path.isfile(os.path.join(path, 'ckpt-last.pth'))
+    if args.mode in ('pretrain', 'finetune', 'fewshot') and has_ckpt and not args.resume:
+        raise SystemExit(f'main.py: error: {path} already holds ckpt-last.pth; '
+                         f'use --resume to continue it or a new --exp_name')
+    if args.resume and not has_ckpt:
+        raise SystemExit(f'main.py: error: --resume but {path}/ckpt-last.pth does not exist')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        config = validate_config(load_config(args.config, args.opts), args.config)
+    except ConfigError as e:
+        raise SystemExit(f'main.py: error: {e}') from None
+    if args.mode not in RUNNERS:
+        raise SystemExit(f'main.py: error: mode {args.mode} is not available in this release '
+                         f'(available: {", ".join(RUNNERS)})')
+    check_experiment(args)
+    device_type = resolve_device(args.device)
+    local_rank = dist.init_distributed(args.launcher, device_type)
+    args.device = torch.device(device_type, local_rank) if device_type == 'cuda' else torch.device('cpu')
+    seed_everything(args.seed + dist.get_rank(), args.deterministic)
+    if dist.is_main_process():
+        os.makedirs(args.experiment_path, exist_ok=True)
+        save_config(config, os.path.join(args.experiment_path, 'config.yaml'))
+    logger = get_logger('maskclu', os.path.join(args.experiment_path, 'log.txt') if dist.is_main_process() else None)
+    logger.info('command: %s', ' '.join(sys.argv))
+    logger.info('experiment folder: %s | device: %s | world size: %d',
+                args.experiment_path, args.device, dist.get_world_size())
+    try:
+        importlib.import_module(RUNNERS[args.mode]).run(args, config, logger)
+    finally:
+        dist.cleanup_distributed()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,72 @@
+"""main.py flags: contradictions stop at once with a one-line reason; experiment folder layout."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from utils.parser import contradiction, experiment_dir, mode_of, parse_args
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def files(tmp_path):
+    cfg = tmp_path / 'cfgs' / 'pretrain.yaml'
+    cfg.parent.mkdir()
+    cfg.write_text('max_epoch: 1\n')
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'x')
+    return str(cfg), str(ckpt)
+
+
+def args_for(argv):
+    from utils.parser import build_parser
+    return build_parser().parse_args(argv)
+
+
+@pytest.mark.parametrize('extra, reason', [
+    (['--test', '--resume', '--ckpts', '{ckpt}'], '--test evaluates a checkpoint'),
+    (['--test'], '--test needs --ckpts'),
+    (['--svm'], '--svm needs --ckpts'),
+    (['--finetune_model'], '--finetune_model needs --ckpts'),
+    (['--finetune_model', '--scratch_model', '--ckpts', '{ckpt}'], 'exclude each other'),
+    (['--resume', '--start_ckpts', '{ckpt}'], '--start_ckpts would be ignored'),
+    (['--way', '5', '--shot', '10'], 'needs all of --way, --shot and --fold'),
+    (['--way', '7', '--shot', '10', '--fold', '0'], '--way must be one of'),
+    (['--way', '5', '--shot', '10', '--fold', '10'], '--fold must be 0..9'),
+    (['--sync_bn'], '--sync_bn needs --launcher pytorch'),
+    (['--val_freq', '0'], '--val_freq must be >= 1'),
+    (['--ckpts', '/nonexistent.pth', '--test'], 'no such file'),
+])
+def test_contradictions(files, extra, reason):
+    cfg, ckpt = files
+    args = args_for(['--config', cfg] + [e.format(ckpt=ckpt) for e in extra])
+    assert reason in contradiction(args)
+
+
+def test_consistent_flags_pass_and_pick_modes(files):
+    cfg, ckpt = files
+    cases = [([], 'pretrain'), (['--finetune_model', '--ckpts', ckpt], 'finetune'),
+             (['--test', '--ckpts', ckpt], 'test'), (['--svm', '--ckpts', ckpt], 'svm'),
+             (['--way', '5', '--shot', '20', '--fold', '-1', '--finetune_model', '--ckpts', ckpt], 'fewshot'),
+             (['--scratch_model'], 'finetune')]
+    for extra, mode in cases:
+        args = args_for(['--config', cfg] + extra)
+        assert contradiction(args) is None, extra
+        assert mode_of(args) == mode
+
+
+def test_experiment_dir_follows_point_mae_layout(files):
+    cfg, _ = files
+    args = parse_args(['--config', cfg, '--exp_name', 'run1'])
+    assert args.experiment_path == os.path.join('exps', 'pretrain', 'cfgs', 'run1')
+    assert experiment_dir(args_for(['--config', cfg, '--exp', '/x'])) == '/x/pretrain/cfgs/default'
+
+
+def test_main_exits_with_one_line_reason(files):
+    cfg, _ = files
+    proc = subprocess.run([sys.executable, 'main.py', '--config', cfg, '--test'],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ['main.py: error: --test needs --ckpts <checkpoint to evaluate>']

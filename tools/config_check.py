@@ -1,0 +1,66 @@
+"""Whole-config validation: top-level keys, optimizer, scheduler, each dataset split, the model.
+
+Every section is checked against what its consumer accepts, so a misspelt key
+(``ptimizer``, ``num_gruop``) stops the run with the accepted keys listed.
+"""
+from utils.config import ANY, ConfigDict, ConfigError, check_keys
+from tools.optim import check_optimizer_config, check_scheduler_config
+
+DATASET_SPLITS = ('train', 'val', 'test', 'extra_train', 'svm_train', 'svm_test')
+
+TOP_LEVEL = {
+    'optimizer': ANY,
+    'scheduler': ANY,
+    'dataset': ANY,
+    'model': ANY,
+    'npoints': 1024,
+    'total_bs': 32,
+    'step_per_update': 1,
+    'max_epoch': 300,
+    'grad_norm_clip': None,
+    'consider_metric': None,
+    'train_transforms': [{'NAME': 'ScaleAndTranslate'}],
+    'amp': 'auto',
+    'compile': False,
+    'log_freq': 20,
+    'ckpt_save_freq': 50,
+    'nonfinite_patience': 5,
+    'svm_probe': {'freq': 0, 'C': 0.01},
+}
+
+
+def check_dataset_section(section, where):
+    from datasets import check_dataset_config
+    if not isinstance(section, dict):
+        raise ConfigError(f'{where}: expected a mapping of splits ({", ".join(DATASET_SPLITS)})')
+    out = {}
+    for split, entry in section.items():
+        if split not in DATASET_SPLITS:
+            raise ConfigError(f"{where}: unknown split '{split}'; accepted: {', '.join(DATASET_SPLITS)}")
+        out[split] = check_dataset_config(entry, f'{where}.{split}')
+    return out
+
+
+def check_model_section(model_cfg, where):
+    from models import check_model_config
+    return check_model_config(model_cfg, where)
+
+
+def check_transforms(transforms, where):
+    from datasets.transforms import check_transforms_config
+    check_transforms_config(transforms, where)
+    return transforms
+
+
+def validate_config(cfg, path):
+    """Check every section of a loaded config (see ``utils.config.load_config``); fill defaults."""
+    out = check_keys(cfg, TOP_LEVEL, path)
+    for key in ('optimizer', 'scheduler', 'dataset', 'model'):
+        if key not in out:
+            raise ConfigError(f"{path}: missing section '{key}'")
+    check_optimizer_config(out['optimizer'], f'{path}: optimizer')
+    check_scheduler_config(out['scheduler'], f'{path}: scheduler')
+    out['dataset'] = check_dataset_section(out['dataset'], f'{path}: dataset')
+    out['model'] = check_model_section(out['model'], f'{path}: model')
+    check_transforms(out['train_transforms'], f'{path}: train_transforms')
+    return ConfigDict(out)

@@ -1,0 +1,119 @@
+"""The optimizer step shared by every training runner, free of host synchronisation.
+
+``TrainStepper`` owns gradient accumulation (``step_per_update``), autocast, gradient
+clipping, the non-finite guard, the optimizer and the per-step schedule. The guard
+uses the contract fused optimizers share with ``GradScaler``: the optimizer reads a
+``found_inf`` tensor and skips the update on the device when it is non-zero, so a NaN
+loss never reaches the weights and no ``.item()`` is needed inside the step. The
+streak of skipped steps is read only when the runner logs (``check``).
+"""
+import contextlib
+import math
+
+import torch
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many optimizer steps in a row had a non-finite loss or gradient."""
+
+
+def amp_dtype(setting, device):
+    """Config ``amp``: 'auto' -> bf16 on CUDA, off on CPU; 'bf16'/true or false explicit.
+
+    Only bf16: it needs no loss scaling, so the step stays free of GradScaler's host syncs.
+    """
+    if setting in (False, None, 'off', 'false'):
+        return None
+    if setting == 'auto':
+        return torch.bfloat16 if device.type == 'cuda' else None
+    if setting in (True, 'bf16'):
+        return torch.bfloat16
+    raise ValueError(f"amp: expected auto, bf16 or false, got {setting!r}")
+
+
+class TrainStepper:
+    """backward() every micro-batch; every ``accum`` micro-batches one guarded optimizer update."""
+
+    def __init__(self, model, optimizer, scheduler, *, accum=1, grad_clip=None,
+                 amp=None, device=torch.device('cpu'), patience=5):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.accum, self.grad_clip, self.patience = accum, grad_clip, patience
+        self.device, self.amp = device, amp
+        self.micro = 0
+        self.streak = torch.zeros((), device=device)
+        self.skipped = torch.zeros((), device=device)
+        self.last_grad_norm = torch.zeros((), device=device)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None)
+
+    def sync_context(self):
+        """DDP: skip the gradient all-reduce on micro-batches that do not end an update."""
+        last = (self.micro + 1) % self.accum == 0
+        no_sync = getattr(self.model, 'no_sync', None)
+        return contextlib.nullcontext() if last or no_sync is None else no_sync()
+
+    def backward(self, loss):
+        """Backward of ``loss / accum``; returns True when this call made an optimizer update."""
+        (loss / self.accum).backward()
+        self.micro += 1
+        if self.micro % self.accum:
+            return False
+        self._update(loss)
+        return True
+
+    def _update(self, loss):
+        max_norm = self.grad_clip if self.grad_clip else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True)
+        found = (~(torch.isfinite(norm) & torch.isfinite(loss.detach()))).float()
+        self.optimizer.grad_scale, self.optimizer.found_inf = None, found
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.streak = (self.streak + found) * found
+        self.skipped += found
+        self.last_grad_norm = norm.detach()
+
+    def check(self):
+        """Host-side look at the guard (one sync): raise after ``patience`` skipped steps in a row."""
+        streak = int(self.streak.item())
+        if streak >= self.patience:
+            raise NonFiniteLossError(
+                f'{streak} optimizer steps in a row had a non-finite loss or gradient and were skipped; '
+                f'stopping. Lower the learning rate (optimizer.kwargs.lr), set grad_norm_clip, or '
+                f'disable amp; the last checkpoint is intact.')
+        return int(self.skipped.item())
+
+    def state_dict(self):
+        return {'micro': self.micro, 'skipped': self.skipped.cpu()}
+
+    def load_state_dict(self, state):
+        self.micro = state['micro']
+        self.skipped = state['skipped'].to(self.device)
+
+
+class MetricSums:
+    """Running sums of scalar tensors kept on the device; read (one sync) only when logging."""
+
+    def __init__(self):
+        self.sums, self.count = {}, 0
+
+    def add(self, values):
+        for name, value in values.items():
+            value = value.detach().float()
+            self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
+        self.count += 1
+
+    def means(self, reduce=None):
+        """Mean of each name since the last reset, reduced across ranks by ``reduce`` (a function)."""
+        if not self.sums:
+            return {}
+        names = list(self.sums)
+        stacked = torch.stack([self.sums[n] for n in names]) / max(self.count, 1)
+        if reduce is not None:
+            stacked = reduce(stacked)
+        return dict(zip(names, stacked.tolist()))
+
+    def reset(self):
+        self.sums, self.count = {}, 0

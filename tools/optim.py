@@ -1,0 +1,69 @@
+"""Optimizer and learning-rate schedule from the config's ``optimizer`` / ``scheduler`` sections."""
+import inspect
+
+import torch
+
+from utils.config import ConfigError
+from utils.lr_scheduler import CosineWarmupLR
+from utils.registry import unknown_name_message
+
+OPTIMIZERS = {'AdamW': torch.optim.AdamW, 'Adam': torch.optim.Adam, 'SGD': torch.optim.SGD}
+SCHEDULER_KEYS = {'epochs', 'initial_epochs', 'warmup_lr_init', 'min_lr'}
+NO_DECAY_NAMES = ('token', 'cls_pos')
+
+
+def no_decay(name, param):
+    """Biases, norm weights and other 1-D parameters, and learned tokens are not decayed."""
+    return param.ndim <= 1 or name.endswith('.bias') or any(t in name for t in NO_DECAY_NAMES)
+
+
+def param_groups(model, weight_decay):
+    """Two groups: decayed weights and the rest (see ``no_decay``)."""
+    decay, rest = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (rest if no_decay(name, param) else decay).append(param)
+    return [{'params': decay, 'weight_decay': weight_decay}, {'params': rest, 'weight_decay': 0.0}]
+
+
+def _check_kwargs(fn, kwargs, where):
+    accepted = set(inspect.signature(fn).parameters) - {'self', 'params', 'optimizer'}
+    for key in kwargs:
+        if key not in accepted:
+            raise ConfigError(f'{where}: ' + unknown_name_message('key', key, accepted))
+
+
+def check_optimizer_config(cfg, where='optimizer'):
+    if cfg.get('type') not in OPTIMIZERS:
+        raise ConfigError(f'{where}.type: ' + unknown_name_message('optimizer', cfg.get('type'), OPTIMIZERS))
+    _check_kwargs(OPTIMIZERS[cfg['type']], cfg.get('kwargs') or {}, f'{where}.kwargs')
+
+
+def check_scheduler_config(cfg, where='scheduler'):
+    if cfg.get('type') != 'CosLR':
+        raise ConfigError(f"{where}.type: " + unknown_name_message('scheduler', cfg.get('type'), ['CosLR']))
+    for key in cfg.get('kwargs') or {}:
+        if key not in SCHEDULER_KEYS:
+            raise ConfigError(f'{where}.kwargs: ' + unknown_name_message('key', key, SCHEDULER_KEYS))
+
+
+def build_optimizer(model, cfg):
+    """``cfg = {type: AdamW, kwargs: {lr, weight_decay, ...}}``; weight decay spares ``no_decay``.
+
+    The fused implementation is the default: it is faster and lets ``TrainStepper`` skip a
+    non-finite step on the device (see tools/engine.py).
+    """
+    check_optimizer_config(cfg)
+    kwargs = dict(cfg.get('kwargs') or {})
+    kwargs.setdefault('fused', True)
+    groups = param_groups(model, kwargs.pop('weight_decay', 0.0))
+    return OPTIMIZERS[cfg['type']](groups, **kwargs)
+
+
+def build_scheduler(optimizer, cfg, steps_per_epoch):
+    """``cfg = {type: CosLR, kwargs: {epochs, initial_epochs, warmup_lr_init?, min_lr?}}``, stepped per update."""
+    check_scheduler_config(cfg)
+    kw = cfg.get('kwargs') or {}
+    return CosineWarmupLR(optimizer, epochs=kw['epochs'], steps_per_epoch=steps_per_epoch,
+                          warmup_epochs=kw.get('initial_epochs', 0),
+                          warmup_lr_init=kw.get('warmup_lr_init', 1e-6), min_lr=kw.get('min_lr', 1e-6))

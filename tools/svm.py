@@ -1,0 +1,42 @@
+"""Linear-SVM probe of a frozen encoder (ConClu / CluRender protocol).
+
+Global features of whole clouds (no masking) are extracted for a labelled train and
+test set; a linear SVM (scikit-learn ``LinearSVC``) is fit on the train features and
+scored on the test features.
+"""
+import numpy as np
+import torch
+from sklearn.svm import LinearSVC
+
+from utils import dist
+
+
+def points_and_labels(batch):
+    """ModelNet-style batch ``('ModelNet', 'sample', (points (B,N,3), label (B,) or (B,1)))``."""
+    points, labels = batch[2]
+    return points, labels.reshape(-1)
+
+
+@torch.no_grad()
+def extract_features(feature_fn, loader, device):
+    """Run ``feature_fn(points (B,N,3)) -> (B,D)`` over ``loader``; returns numpy (n,D), (n,).
+
+    Under DDP each rank extracts its shard and the shards are gathered, so every rank
+    returns the whole set (a DistributedSampler may pad a few duplicates: harmless for a probe).
+    """
+    feats, labels = [], []
+    for batch in loader:
+        points, label = points_and_labels(batch)
+        feats.append(feature_fn(points.to(device, non_blocking=True)).float())
+        labels.append(label.to(device))
+    feats, labels = torch.cat(feats), torch.cat(labels)
+    if dist.is_dist():
+        feats, labels = dist.all_gather_cat(feats), dist.all_gather_cat(labels)
+    return feats.cpu().numpy(), labels.cpu().numpy()
+
+
+def linear_svm_accuracy(train_x, train_y, test_x, test_y, C=0.01, seed=0):
+    """Fit ``LinearSVC(C)`` on train features, return test accuracy in percent."""
+    svm = LinearSVC(C=C, random_state=seed, max_iter=10000)
+    svm.fit(train_x, train_y)
+    return float(100.0 * np.mean(svm.predict(test_x) == test_y))
