@@ -1,0 +1,427 @@
+"""Checkpoints: atomic saving, safe CPU loading, exact resume, and reported weight loading.
+
+Our format (``make_checkpoint``) is a dict with the keys of ``CHECKPOINT_KEYS``;
+``base_model`` is the state dict of the unwrapped model (no ``module.``/``_orig_mod.``).
+Foreign checkpoints (Point-MAE, Point-BERT, released MaskClu) keep the state dict under
+``base_model`` or ``model``, possibly prefixed ``module.``, with the encoder under
+``MAE_encoder.`` (Point-MAE, MaskClu) or ``transformer_q.`` (Point-BERT).
+
+Loading is safe by default: ``torch.load(weights_only=True)`` with numpy's array, scalar
+and dtype types allow-listed (our checkpoints hold numpy's RNG state), always mapped to the
+CPU first. A file holding other pickled objects is refused with an error naming them;
+full unpickling (which can run code from the file) happens only when asked for, with
+``trusted=True`` or the environment variable ``MASKCLU_TRUST_CHECKPOINTS=1``.
+"""
+import contextlib
+import dataclasses
+import os
+import re
+import uuid
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from utils.logger import get_logger
+from utils.misc import rng_state, set_rng_state
+
+CHECKPOINT_VERSION = 1
+CHECKPOINT_KEYS = ('version', 'epoch', 'base_model', 'optimizer', 'scheduler', 'scaler', 'rng',
+                   'metrics', 'best_metrics', 'config')
+WRAPPER_PREFIXES = ('module.', '_orig_mod.', 'base_model.')
+ENCODER_PREFIXES = ('MAE_encoder.', 'transformer_q.')
+TRUST_ENV = 'MASKCLU_TRUST_CHECKPOINTS'
+
+# Shape-mismatch hints: regex on the (prefix-stripped) key -> message, formatted with the
+# shapes ``ckpt`` and ``model`` (tuples). The first matching pattern wins.
+DEFAULT_HINTS = {
+    r'(^|\.)encoder\.first_conv\.0\.weight$':
+        "the checkpoint's patch embedding takes {ckpt[1]} input channels, the model {model[1]}; "
+        "set model.point_channels: {ckpt[1]}",
+    r'(^|\.)encoder\.(first|second)_conv\.':
+        "the patch-embedding widths differ; model.encoder_dims and model.trans_dim must match "
+        "the pre-training config",
+    r'(^|\.)pos_embed\.':
+        "the position embedding differs; model.trans_dim must match the pre-training config",
+    r'^cls_head_finetune\.':
+        "the checkpoint's classification head has {ckpt[0]} outputs, the model {model[0]}; to test a "
+        "fine-tuned checkpoint set model.cls_dim: {ckpt[0]} (fine-tuning trains the head from scratch)",
+    r'(^|\.)(blocks|norm|cls_token|cls_pos|reduce_dim)\b':
+        "the encoder width differs; model.trans_dim (and depth/num_heads) must match the "
+        "pre-training config",
+}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read or does not fit; the message names the file."""
+
+
+# ----------------------------------------------------------------------------- saving
+
+def save_checkpoint(state, path):
+    """Write ``state`` to ``path`` atomically (call it on the main process only).
+
+    The data go to a hidden temporary file in the same folder, are flushed and fsynced,
+    then renamed over ``path``. Any failure, including KeyboardInterrupt, removes the
+    temporary file and leaves a previous ``path`` untouched.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f'.{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp')
+    try:
+        with open(tmp, 'xb') as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder):
+    """Persist the rename itself (POSIX); silently skipped where folders cannot be opened."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def unwrap_model(model):
+    """The bare module inside DistributedDataParallel / DataParallel / torch.compile wrappers."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, '_orig_mod', None), nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def make_checkpoint(model, optimizer=None, scheduler=None, scaler=None, *, epoch,
+                    metrics=None, best_metrics=None, config=None):
+    """Everything ``resume_state`` needs, in our checkpoint format (see ``CHECKPOINT_KEYS``).
+
+    ``epoch`` is the number of epochs completed (``ckpt-epoch-300.pth`` holds
+    ``epoch=300``), which is also the 0-based index of the next epoch. ``metrics``,
+    ``best_metrics`` and ``config`` are converted to plain python data (tensors and numpy
+    values to numbers or lists), so the file loads without unpickling arbitrary objects.
+    The model tensors are referenced, not copied: save the result right away.
+    """
+    return {
+        'version': CHECKPOINT_VERSION,
+        'epoch': int(epoch),
+        'base_model': unwrap_model(model).state_dict(),
+        'optimizer': _state_of(optimizer),
+        'scheduler': _state_of(scheduler),
+        'scaler': _state_of(scaler),
+        'rng': rng_state(),
+        'metrics': to_plain(metrics, 'metrics'),
+        'best_metrics': to_plain(best_metrics, 'best_metrics'),
+        'config': to_plain(config, 'config'),
+    }
+
+
+def _state_of(obj):
+    return None if obj is None else obj.state_dict()
+
+
+def to_plain(obj, where='value'):
+    """Convert nested mappings/sequences of numbers, strings, tensors, numpy values and paths
+    to plain python data; anything else is a TypeError naming where it sits."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, Mapping):
+        return {k: to_plain(v, f'{where}.{k}') for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v, f'{where}[{i}]') for i, v in enumerate(obj)]
+    if isinstance(obj, (torch.Tensor, np.ndarray, np.generic)):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{where} is a {type(obj).__name__}; a checkpoint stores only plain data "
+                    "(dicts, lists, numbers, strings, tensors)")
+
+
+# ---------------------------------------------------------------------------- loading
+
+def load_checkpoint(path, map_location='cpu', trusted=None):
+    """Load a checkpoint file onto ``map_location`` (CPU by default, also for CUDA files).
+
+    Safe by default (see the module docstring); ``trusted=True``, or ``trusted=None`` with
+    ``MASKCLU_TRUST_CHECKPOINTS=1`` in the environment, unpickles everything. Raises
+    ``CheckpointError`` naming the file when it is missing, truncated, corrupt or refused.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        reason = 'is a folder, not a file' if os.path.isdir(path) else 'does not exist'
+        raise CheckpointError(f"checkpoint {path} {reason}")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes): an interrupted copy or download?")
+    if trusted is None:
+        trusted = os.environ.get(TRUST_ENV, '') == '1'
+    try:
+        if trusted:
+            return torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # any failure to read the file is reported with its name
+        raise _read_error(path, e) from e
+
+
+def _numpy_safe_globals():
+    """numpy's array, scalar and dtype reconstructors, under their numpy 1 and 2 names."""
+    core = getattr(np, '_core', None) or np.core
+    module = getattr(np, 'dtypes', None)
+    dtypes = [getattr(module, n) for n in getattr(module, '__all__', ())]
+    named = [(fn, f'numpy.{mod}.multiarray.{fn.__name__}')
+             for fn in (core.multiarray._reconstruct, core.multiarray.scalar) for mod in ('core', '_core')]
+    return [np.ndarray, np.dtype, *{d for d in dtypes if isinstance(d, type)}, *named]
+
+
+def _read_error(path, err):
+    """A ``CheckpointError`` for a failed ``torch.load``: refused objects, or a bad file."""
+    refused = _refused_globals(path) if 'weights only' in str(err).lower() else []
+    refused = refused or re.findall(r'Unsupported global: GLOBAL (\S+)', str(err))
+    if refused:
+        return CheckpointError(
+            f"checkpoint {path} holds objects that a safe load refuses: {', '.join(refused)}. "
+            f"Only if you trust the file, set {TRUST_ENV}=1 (or pass trusted=True) to unpickle it fully")
+    return CheckpointError(f"cannot load checkpoint {path}: the file is truncated, corrupt or not a "
+                           f"PyTorch checkpoint ({type(err).__name__}: {_short_reason(err)})")
+
+
+def _refused_globals(path):
+    """Globals in a zip checkpoint outside the safe set (empty if the file cannot be scanned)."""
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:
+        return []
+
+
+def _short_reason(err):
+    text = str(err)
+    marker = 'WeightsUnpickler error:'
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else 'no details'
+
+
+def extract_state_dict(ckpt, source='checkpoint'):
+    """The model state dict inside ``ckpt``: its ``base_model``, ``model`` or ``state_dict``
+    entry, or ``ckpt`` itself when it is a bare state dict (all values tensors)."""
+    if isinstance(ckpt, Mapping):
+        for key in ('base_model', 'model', 'state_dict'):
+            if isinstance(ckpt.get(key), Mapping):
+                return dict(ckpt[key])
+        if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+            return dict(ckpt)
+        found = list(ckpt)[:10]
+    else:
+        found = type(ckpt).__name__
+    raise CheckpointError(f"{source} holds no model state dict: expected a 'base_model' or 'model' "
+                          f"entry or a bare state dict, found {found}")
+
+
+def strip_prefixes(state_dict, prefixes=WRAPPER_PREFIXES + ENCODER_PREFIXES):
+    """Remove known leading prefixes from every key, repeatedly
+    (``module.base_model.MAE_encoder.norm.weight`` -> ``norm.weight``).
+
+    Raises ``CheckpointError`` if two keys become the same name.
+    """
+    out, origin = {}, {}
+    for key, value in state_dict.items():
+        new = _strip(key, tuple(prefixes))
+        if new in out:
+            raise CheckpointError(f"keys '{origin[new]}' and '{key}' both become '{new}' after stripping prefixes")
+        out[new], origin[new] = value, key
+    return out
+
+
+def _strip(key, prefixes):
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in prefixes:
+            if key.startswith(prefix):
+                key, stripped = key[len(prefix):], True
+    return key
+
+
+def encoder_state_dict(state_dict, encoder_prefixes=ENCODER_PREFIXES):
+    """The encoder part of a (pre-training) state dict, with downstream-model names.
+
+    Wrapper prefixes (``module.``, ``_orig_mod.``, ``base_model.``) are stripped first. If
+    any key then starts with an encoder prefix, only those keys are kept (decoder, mask
+    token and pre-training heads are dropped) and the prefix is stripped; otherwise every
+    key is kept (the checkpoint already has downstream names, e.g. a fine-tuned model).
+    """
+    encoder_prefixes = tuple(encoder_prefixes)
+    state_dict = strip_prefixes(state_dict, WRAPPER_PREFIXES)
+    if any(k.startswith(encoder_prefixes) for k in state_dict):
+        state_dict = {k: v for k, v in state_dict.items() if k.startswith(encoder_prefixes)}
+    return strip_prefixes(state_dict, WRAPPER_PREFIXES + encoder_prefixes)
+
+
+# ------------------------------------------------------------------- pre-trained weights
+
+@dataclasses.dataclass
+class ShapeMismatch:
+    key: str
+    checkpoint: tuple
+    model: tuple
+    hint: str = ''
+
+
+@dataclasses.dataclass
+class LoadReport:
+    """What ``load_pretrained`` did; ``lines()`` is the grouped human-readable summary."""
+    source: str
+    loaded: list
+    missing: list
+    unexpected: list
+    mismatched: list
+    total: int = 0
+
+    def lines(self):
+        out = [f"loaded {len(self.loaded)}/{self.total} model tensors from {self.source}"]
+        if self.missing:
+            out.append(f"missing in the checkpoint (left as initialised): {', '.join(group_keys(self.missing))}")
+        if self.unexpected:
+            out.append(f"unused checkpoint entries: {', '.join(group_keys(self.unexpected))}")
+        for m in self.mismatched:
+            hint = f" -> {m.hint}" if m.hint else ''
+            out.append(f"shape mismatch, not loaded: {m.key}: checkpoint {m.checkpoint} vs model {m.model}{hint}")
+        return out
+
+    def __str__(self):
+        return '\n'.join(self.lines())
+
+
+def group_keys(keys):
+    """Summarise keys by their first one or two name components:
+    ``['head.0.weight', 'head.0.bias', 'cls_token']`` -> ``['head.* (2 keys)', 'cls_token']``."""
+    groups = {}
+    for key in keys:
+        groups.setdefault(_group_name(key), []).append(key)
+    return [members[0] if len(members) == 1 else f'{name}.* ({len(members)} keys)'
+            for name, members in groups.items()]
+
+
+def _group_name(key):
+    head = []
+    for part in key.split('.')[:-1][:2]:
+        if part.isdigit():
+            break
+        head.append(part)
+    return '.'.join(head) or key
+
+
+def load_pretrained(model, path_or_ckpt, logger=None, hints=None):
+    """Load pre-trained (or fine-tuned) weights non-strictly and log a grouped report.
+
+    ``path_or_ckpt`` is a file or an already loaded checkpoint dict. Prefixes are stripped;
+    for a model that does not itself use an encoder prefix, only the checkpoint's encoder
+    is taken (``encoder_state_dict``). Tensors load only where names and shapes match;
+    shape mismatches are reported with the first matching hint (``hints`` regex -> message,
+    tried before ``DEFAULT_HINTS``). Returns a ``LoadReport``.
+    """
+    source = os.fspath(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else 'the given checkpoint'
+    ckpt = load_checkpoint(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else path_or_ckpt
+    target = unwrap_model(model)
+    own = target.state_dict()
+    state = _state_for_model(extract_state_dict(ckpt, source), own)
+    report = _compare(state, own, source, [*(hints or {}).items(), *DEFAULT_HINTS.items()])
+    target.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
+    _log_report(report, logger or get_logger())
+    return report
+
+
+def _state_for_model(state_dict, own):
+    """Strip prefixes the way that fits ``own``: keep encoder prefixes if the model has them."""
+    if any(k.startswith(ENCODER_PREFIXES) for k in own):
+        return strip_prefixes(state_dict, WRAPPER_PREFIXES)
+    return encoder_state_dict(state_dict)
+
+
+def _compare(state, own, source, hints):
+    loaded, mismatched = [], []
+    for key in own:
+        if key not in state:
+            continue
+        ckpt_shape, model_shape = tuple(state[key].shape), tuple(own[key].shape)
+        if ckpt_shape == model_shape:
+            loaded.append(key)
+        else:
+            mismatched.append(ShapeMismatch(key, ckpt_shape, model_shape, _hint(key, ckpt_shape, model_shape, hints)))
+    return LoadReport(source=source, loaded=loaded, missing=[k for k in own if k not in state],
+                      unexpected=[k for k in state if k not in own], mismatched=mismatched, total=len(own))
+
+
+def _hint(key, ckpt_shape, model_shape, hints):
+    for pattern, message in hints:
+        if re.search(pattern, key):
+            try:
+                return message.format(ckpt=ckpt_shape, model=model_shape)
+            except (IndexError, KeyError, ValueError):
+                return message
+    return ''
+
+
+def _log_report(report, logger):
+    lines = report.lines()
+    logger.info(lines[0])
+    for line in lines[1:]:
+        (logger.warning if line.startswith('shape mismatch') else logger.info)(line)
+    if not report.loaded:
+        logger.warning(f"nothing was loaded from {report.source}: is it a checkpoint of this model family?")
+
+
+# ----------------------------------------------------------------------------- resume
+
+def resume_state(path, model, optimizer, scheduler=None, scaler=None):
+    """Restore a run from our checkpoint at ``path``; returns (start_epoch, metrics, best_metrics).
+
+    The model is loaded strictly; optimizer, scheduler and (when both sides have one) the
+    AMP scaler states and every RNG stream are restored. ``start_epoch`` is the saved
+    ``epoch`` (epochs completed = 0-based index of the next epoch). Raises ``CheckpointError``
+    naming the file when something needed is absent (e.g. a foreign or weights-only
+    checkpoint) or the model does not match.
+    """
+    path = os.fspath(path)
+    ckpt = load_checkpoint(path)
+    _check_resumable(ckpt, path, optimizer, scheduler)
+    try:
+        unwrap_model(model).load_state_dict(ckpt['base_model'], strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {path} does not match the model (was the config changed?): {e}") from e
+    if optimizer is not None:
+        optimizer.load_state_dict(ckpt['optimizer'])
+    if scheduler is not None:
+        scheduler.load_state_dict(ckpt['scheduler'])
+    if scaler is not None and ckpt.get('scaler'):
+        scaler.load_state_dict(ckpt['scaler'])
+    set_rng_state(ckpt['rng'])
+    return ckpt['epoch'], ckpt.get('metrics'), ckpt.get('best_metrics')
+
+
+def _check_resumable(ckpt, path, optimizer, scheduler):
+    if not isinstance(ckpt, Mapping):
+        raise CheckpointError(f"checkpoint {path} is a {type(ckpt).__name__}, not a training checkpoint")
+    needed = ['version', 'epoch', 'base_model', 'rng']
+    needed += ['optimizer'] * (optimizer is not None) + ['scheduler'] * (scheduler is not None)
+    absent = [k for k in needed if ckpt.get(k) is None]
+    if absent:
+        raise CheckpointError(f"checkpoint {path} cannot be resumed from: it lacks {absent} "
+                              "(a foreign or weights-only file? load weights with --ckpts/--start_ckpts instead)")
+    if ckpt['version'] > CHECKPOINT_VERSION:
+        raise CheckpointError(f"checkpoint {path} has format version {ckpt['version']}, newer than this code "
+                              f"understands ({CHECKPOINT_VERSION})")
