@@ -50,6 +50,8 @@ def main(argv=None):
                          f'(available: {", ".join(RUNNERS)})')
     check_experiment(args)
     device_type = resolve_device(args.device)
+    if args.sync_bn and device_type != 'cuda':
+        raise SystemExit('main.py: error: --sync_bn needs CUDA (torch has no SyncBatchNorm on CPU)')
     local_rank = dist.init_distributed(args.launcher, device_type)
     args.device = torch.device(device_type, local_rank) if device_type == 'cuda' else torch.device('cpu')
     seed_everything(args.seed + dist.get_rank(), args.deterministic)

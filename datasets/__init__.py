@@ -1,0 +1,9 @@
+"""Dataset loaders (one module per on-disk format), transforms and the data-loader builder.
+
+Public API: ``DATASETS`` (registry of NAMEs), ``check_dataset_config(entry, where)``,
+``build_dataset(entry)``, ``build_dataloader(entry, *, train, total_bs, seed, num_workers)``,
+``DatasetError``; transforms in ``datasets.transforms``.
+"""
+from datasets.build import DATASETS, EpochLoader, build_dataloader, build_dataset, check_dataset_config  # noqa: F401
+from datasets.files import DatasetError  # noqa: F401
+from datasets import modelnet, modelnet_fewshot, scanobjectnn, shapenet55, shapenetpart  # noqa: F401  (register NAMEs)

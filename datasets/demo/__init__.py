@@ -1,0 +1,1 @@
+"""Synthetic demo data: parametric shapes (primitives, categories) written in the real layouts."""

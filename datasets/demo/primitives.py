@@ -1,0 +1,169 @@
+"""Surface primitives with exact areas and exact uniform surface sampling with normals.
+
+Each primitive lives in its own frame (axis along y) and samples ``n`` points uniformly
+by area: ``sample(n, rng) -> (points (n,3), normals (n,3))``, normals of unit length
+pointing out (in, for ``inward`` surfaces such as the inside of a mug). ``Part`` places a
+primitive with a rotation and a translation and carries its part name.
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def rotation(axis, degrees):
+    """3x3 rotation matrix about 'x', 'y' or 'z'."""
+    a = math.radians(degrees)
+    c, s = math.cos(a), math.sin(a)
+    i, j = {'x': (1, 2), 'y': (2, 0), 'z': (0, 1)}[axis]
+    m = np.eye(3)
+    m[i, i], m[i, j], m[j, i], m[j, j] = c, -s, s, c
+    return m
+
+
+def _ring(theta, radius, y):
+    """Points (n,3) on circles of ``radius`` at heights ``y`` (arrays or scalars) about the y axis."""
+    theta = np.asarray(theta)
+    return np.stack([radius * np.cos(theta), np.broadcast_to(y, theta.shape), radius * np.sin(theta)], axis=1)
+
+
+@dataclass
+class Box:
+    """Axis-aligned box centred at the origin with full side lengths (sx, sy, sz)."""
+    sx: float
+    sy: float
+    sz: float
+
+    def area(self):
+        return 2 * (self.sx * self.sy + self.sy * self.sz + self.sx * self.sz)
+
+    def sample(self, n, rng):
+        size = np.array([self.sx, self.sy, self.sz])
+        face_areas = np.array([self.sy * self.sz, self.sx * self.sz, self.sx * self.sy]).repeat(2)
+        face = rng.choice(6, n, p=face_areas / face_areas.sum())
+        axis, sign = face // 2, np.where(face % 2, 1.0, -1.0)
+        points = (rng.random((n, 3)) - 0.5) * size
+        points[np.arange(n), axis] = sign * size[axis] / 2
+        normals = np.zeros((n, 3))
+        normals[np.arange(n), axis] = sign
+        return points, normals
+
+
+@dataclass
+class Frustum:
+    """Truncated cone along y from radius r0 at y=-h/2 to r1 at y=+h/2 (r0 == r1: a cylinder;
+    a radius 0: a cone), with optional bottom / top discs."""
+    r0: float
+    r1: float
+    h: float
+    bottom: bool = True
+    top: bool = True
+    inward: bool = False
+
+    def _areas(self):
+        side = math.pi * (self.r0 + self.r1) * math.hypot(self.h, self.r0 - self.r1)
+        return np.array([side, math.pi * self.r0 ** 2 * self.bottom, math.pi * self.r1 ** 2 * self.top])
+
+    def area(self):
+        return float(self._areas().sum())
+
+    def sample(self, n, rng):
+        areas = self._areas()
+        counts = rng.multinomial(n, areas / areas.sum())
+        side = self._side(counts[0], rng)
+        discs = [self._disc(c, r, y, s, rng) for c, r, y, s in
+                 ((counts[1], self.r0, -self.h / 2, -1.0), (counts[2], self.r1, self.h / 2, 1.0))]
+        points, normals = (np.concatenate(x) for x in zip(side, *discs))
+        return points, (-normals if self.inward else normals)
+
+    def _side(self, n, rng):
+        # the density along the height is proportional to the radius: invert its CDF
+        u, dr = rng.random(n), self.r1 - self.r0
+        t = u if abs(dr) < 1e-12 else (np.sqrt(self.r0 ** 2 + u * dr * (self.r0 + self.r1)) - self.r0) / dr
+        theta = rng.random(n) * 2 * math.pi
+        points = _ring(theta, self.r0 + dr * t, (t - 0.5) * self.h)
+        normals = _ring(theta, self.h, -dr)
+        return points, normals / np.linalg.norm(normals, axis=1, keepdims=True)
+
+    @staticmethod
+    def _disc(n, radius, y, sign, rng):
+        points = _ring(rng.random(n) * 2 * math.pi, radius * np.sqrt(rng.random(n)), y)
+        return points, np.tile([0.0, sign, 0.0], (n, 1))
+
+
+def cylinder(r, h, **caps):
+    return Frustum(r, r, h, **caps)
+
+
+@dataclass
+class SphereZone:
+    """The part of a sphere of radius r between heights y0 < y1 (a full sphere: -r, r).
+    Archimedes: area is uniform in height, so y is drawn uniformly."""
+    r: float
+    y0: float = None
+    y1: float = None
+    inward: bool = False
+
+    def __post_init__(self):
+        self.y0 = -self.r if self.y0 is None else self.y0
+        self.y1 = self.r if self.y1 is None else self.y1
+
+    def area(self):
+        return 2 * math.pi * self.r * (self.y1 - self.y0)
+
+    def sample(self, n, rng):
+        y = self.y0 + (self.y1 - self.y0) * rng.random(n)
+        points = _ring(rng.random(n) * 2 * math.pi, np.sqrt(np.maximum(self.r ** 2 - y ** 2, 0)), y)
+        normals = points / self.r
+        return points, (-normals if self.inward else normals)
+
+
+@dataclass
+class TorusArc:
+    """Tube of radius r around a circle of radius R in the xy plane, for angles in
+    [-arc/2, arc/2] degrees from +x (arc=360: a ring). Exact: the tube angle is drawn
+    by rejection with density proportional to R + r cos(v)."""
+    R: float
+    r: float
+    arc: float = 360.0
+
+    def area(self):
+        return math.radians(self.arc) * self.R * 2 * math.pi * self.r
+
+    def sample(self, n, rng):
+        v = np.empty(0)
+        while len(v) < n:
+            cand = rng.random(2 * n + 16) * 2 * math.pi
+            keep = rng.random(len(cand)) * (self.R + self.r) < self.R + self.r * np.cos(cand)
+            v = np.concatenate([v, cand[keep]])
+        v = v[:n]
+        u = (rng.random(n) - 0.5) * math.radians(self.arc)
+        normals = np.stack([np.cos(v) * np.cos(u), np.cos(v) * np.sin(u), np.sin(v)], axis=1)
+        centers = np.stack([self.R * np.cos(u), self.R * np.sin(u), np.zeros(n)], axis=1)
+        return centers + self.r * normals, normals
+
+
+@dataclass
+class Part:
+    """A primitive placed by rotation ``rot`` (3x3) then translation ``at``; ``name`` is its part."""
+    shape: object
+    name: str
+    at: tuple = (0.0, 0.0, 0.0)
+    rot: np.ndarray = field(default_factory=lambda: np.eye(3))
+
+    def area(self):
+        return self.shape.area()
+
+    def sample(self, n, rng):
+        points, normals = self.shape.sample(n, rng)
+        return points @ self.rot.T + np.asarray(self.at), normals @ self.rot.T
+
+
+def sample_parts(parts, n, rng):
+    """Sample ``n`` points over ``parts`` by area: points (n,3), normals (n,3), part index (n,)."""
+    areas = np.array([p.area() for p in parts])
+    counts = rng.multinomial(n, areas / areas.sum())
+    samples = [p.sample(c, rng) for p, c in zip(parts, counts)]
+    points = np.concatenate([s[0] for s in samples])
+    normals = np.concatenate([s[1] for s in samples])
+    return points, normals, np.repeat(np.arange(len(parts)), counts)

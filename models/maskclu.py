@@ -1,0 +1,308 @@
+"""MaskClu pre-training model (masked clustering prediction) and the Point-MAE baseline."""
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.profiler import record_function
+
+from extensions import gather_points
+from models.build import MODELS, check_choice
+from models.decoder import TransformerDecoder
+from models.encoder import PointEncoder
+from models.losses import (AssignLoss, CenterLoss, ClusterHead, ConCluGlobalLoss, ReconstructionLoss,
+                           ReleasedGlobalLoss, soft_centers)
+from models.masking import make_mask, num_masked
+from models.pos_embed import mlp_pos_embed, sincos_pos_embed
+from models.weight_init import init_vit_weights
+from utils.config import ConfigError, check_keys
+
+TRANSFORMER_KEYS = {
+    'mask_ratio': 0.6, 'mask_type': 'rand', 'trans_dim': 384, 'encoder_dims': 384, 'depth': 12,
+    'drop_path_rate': 0.1, 'num_heads': 6, 'decoder_depth': 4, 'decoder_num_heads': 6,
+}
+
+LOSS_KEYS = {
+    'assign': {'weight': 1.0, 'head': 'mlp', 'P': 16, 'tau': 0.1, 'tau_s': 0.5, 'eps': 0.01, 'iters': 100,
+               'tol': None, 'patches': 'all', 'hidden': 128, 'graph_k': 12},
+    'center': {'weight': 1.0, 'sigma': 0.1, 'reduction': 'mean'},
+    'global': {'type': 'conclu', 'weight_con': 1.0, 'weight_clu': 1.0, 'weight_orth': 0.01,
+               'weight_g1': 1.0, 'weight_g2': 1.0, 'J': 32, 'tau': 0.1, 'eps': 0.05, 'iters': 3,
+               'proj_hidden': 1024, 'proj_dim': 256, 'pred_hidden': 512},
+    'reconstruction': {'weight': 0.0, 'type': 'cdl2'},
+}
+
+GLOBAL_TERMS = {'conclu': ('con', 'clu', 'orth'), 'released': ('g1', 'g2')}
+
+
+@MODELS.register('MaskClu')
+class MaskClu(nn.Module):
+    """Masked clustering prediction pre-training (method section 2).
+
+    ``out = model(points (B, N, 3), generator=None)`` -> ``{'loss': weighted total (scalar),
+    'terms': {name: unweighted scalar}}`` with the active terms among ``assign``, ``center``,
+    ``global_con``, ``global_clu``, ``global_orth`` (global ``conclu``), ``global_g1``,
+    ``global_g2`` (global ``released``) and ``reconstruction``. ``generator`` (a
+    torch.Generator, any device) draws the FPS start points and the masks, so a seed
+    reproduces them. A term whose weight is 0 is neither built nor computed.
+
+    Config (``CONFIG_KEYS``; unknown keys are errors, missing ones take these defaults):
+    ``group_size`` S, ``num_group`` G; ``point_channels`` 3 (xyz) | 4 (xyz + length, released);
+    ``fps_random_start`` (random first FPS point in training); ``decoder_pos_embed`` sincos
+    (released) | mlp (Point-MAE); ``views`` 2 (two masked views, for global ``conclu``; the
+    dense terms are averaged over the views) | 1 (global ``released`` or no global term);
+    ``transformer_config`` Point-MAE's keys (mask_ratio, mask_type rand | block, trans_dim,
+    encoder_dims (= trans_dim), depth, drop_path_rate, num_heads, decoder_depth,
+    decoder_num_heads); ``losses``:
+
+    * ``assign``: weight, head mlp | graph, P clusters, tau (tau_a), tau_s, eps, iters (fixed
+      Sinkhorn iterations), tol (optional early stop, host-syncing), patches all | masked, hidden
+      (head width), graph_k (neighbours of the graph head);
+    * ``center``: weight, sigma, reduction mean | released (uses the assign head's centers);
+    * ``global``: type conclu | released, weight_con, weight_clu, weight_orth (conclu),
+      weight_g1, weight_g2 (released), J prototypes, tau (tau_g), eps, iters (batch Sinkhorn),
+      proj_hidden, proj_dim, pred_hidden;
+    * ``reconstruction``: weight, type cdl2 | cdl1.
+
+    Modules (state-dict prefixes): ``MAE_encoder`` (``PointEncoder`` with cls token; extract
+    it with ``encoder_state_dict()``), ``mask_token``, ``decoder_pos_embed``, ``MAE_decoder``,
+    ``cluster_head`` (assign/center), ``global_loss`` (conclu projector/predictor/prototypes),
+    ``reconstruction_loss.head`` (Point-MAE's ``increase_dim.0``).
+
+    Profiler ranges: ``phase/patchify``, ``phase/embedding``, ``phase/encoder``,
+    ``phase/decoder``, ``phase/heads`` (with ``phase/sinkhorn`` nested).
+    """
+
+    CONFIG_KEYS = {
+        'NAME': 'MaskClu', 'group_size': 32, 'num_group': 64, 'point_channels': 4, 'fps_random_start': True,
+        'decoder_pos_embed': 'sincos', 'views': 2, 'transformer_config': TRANSFORMER_KEYS, 'losses': LOSS_KEYS,
+    }
+    WITH_CLS = True
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = self.check_config(config)
+        cfg = self.maskclu_form(self.config)
+        t, losses = cfg['transformer_config'], cfg['losses']
+        self.views, self.mask_ratio, self.mask_type = cfg['views'], t['mask_ratio'], t['mask_type']
+        self.term_weights = active_term_weights(losses)
+        self.MAE_encoder = PointEncoder(t['trans_dim'], t['depth'], t['num_heads'], t['drop_path_rate'],
+                                        cfg['num_group'], cfg['group_size'], cfg['point_channels'],
+                                        cfg['fps_random_start'], cls_token=self.WITH_CLS)
+        if self.needs_decoder:
+            self.build_decoder(t, cfg['decoder_pos_embed'])
+        self.build_loss_terms(losses, t['trans_dim'], cfg['group_size'])
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def check_config(cls, config, where='model'):
+        """Keys checked against ``CONFIG_KEYS`` (defaults filled) and choices validated."""
+        cfg = check_keys(dict(config), MaskClu.CONFIG_KEYS, where)
+        validate_config(cfg, where)
+        return cfg
+
+    @staticmethod
+    def maskclu_form(cfg):
+        """The checked config in MaskClu's schema (the identity here)."""
+        return cfg
+
+    @property
+    def needs_decoder(self):
+        w = self.term_weights
+        return any(k in w for k in ('assign', 'center', 'reconstruction', 'global_g2'))
+
+    def build_decoder(self, t, pos_embed):
+        dim = t['trans_dim']
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        self.decoder_pos_embed = sincos_pos_embed(dim) if pos_embed == 'sincos' else mlp_pos_embed(dim)
+        self.MAE_decoder = TransformerDecoder(dim, t['decoder_depth'], t['decoder_num_heads'], t['drop_path_rate'])
+
+    def build_loss_terms(self, losses, dim, group_size):
+        w, a, g = self.term_weights, losses['assign'], losses['global']
+        self.cluster_head = self.assign_loss = self.center_loss = None
+        self.global_loss = self.reconstruction_loss = None
+        if 'assign' in w or 'center' in w:
+            self.cluster_head = ClusterHead(dim, a['P'], a['tau'], a['head'], a['hidden'], a['graph_k'])
+        if 'assign' in w:
+            self.assign_loss = AssignLoss(a['tau_s'], a['eps'], a['iters'], a.get('tol'), a['patches'])
+        if 'center' in w:
+            self.center_loss = CenterLoss(losses['center']['sigma'], losses['center']['reduction'])
+        terms = [t for t in GLOBAL_TERMS[g['type']] if f'global_{t}' in w]
+        if terms and g['type'] == 'conclu':
+            self.global_loss = ConCluGlobalLoss(2 * dim, terms, g['J'], g['tau'], g['eps'], g['iters'],
+                                                g['proj_hidden'], g['proj_dim'], g['pred_hidden'])
+        elif terms:
+            self.global_loss = ReleasedGlobalLoss(terms)
+        if 'reconstruction' in w:
+            self.reconstruction_loss = ReconstructionLoss(dim, group_size, losses['reconstruction']['type'])
+        for head in (self.cluster_head, self.global_loss, self.reconstruction_loss):
+            if head is not None:
+                head.apply(init_vit_weights)
+
+    def global_features(self, points, generator=None):
+        """points (B, N, 3) -> the encoder's global feature of the unmasked cloud (B, 2C)."""
+        return self.MAE_encoder(points, generator)
+
+    def encoder_state_dict(self):
+        """The backbone's weights without the ``MAE_encoder.`` prefix (load into PointTransformer)."""
+        return self.MAE_encoder.state_dict()
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, points, generator=None):
+        neighborhood, center, tokens = self.MAE_encoder.tokenize(points, generator)
+        center_v, tokens_v = stack_views(self.views, center, tokens)
+        vis_idx, mask_idx = make_mask(center_v, self.mask_ratio, self.mask_type, generator)
+        center_vis, center_mask = gather_points(center_v, vis_idx), gather_points(center_v, mask_idx)
+        with record_function('phase/encoder'):
+            cls, x_vis = self.MAE_encoder.encode(gather_points(tokens_v, vis_idx), center_vis)
+            target = self.target_features(tokens, center) if 'global_g1' in self.term_weights else None
+        x_mask = None
+        if self.needs_decoder:
+            with record_function('phase/decoder'):
+                x_mask = self.decode(x_vis, center_vis, center_mask)
+        with record_function('phase/heads'):
+            terms = self.dense_terms(x_vis, x_mask, center_vis, center_mask)
+            terms.update(self.global_terms(cls, x_vis, x_mask, target))
+            if self.reconstruction_loss is not None:
+                target_points = masked_neighborhoods(neighborhood, mask_idx, self.views)
+                terms['reconstruction'] = self.reconstruction_loss(x_mask, target_points)
+        loss = sum(self.term_weights[name] * value for name, value in terms.items())
+        return {'loss': loss, 'terms': terms}
+
+    @torch.no_grad()
+    def target_features(self, tokens, center):
+        """Unmasked pass of the encoder on the masked pass's tokens, without autograd graph.
+
+        tokens (B, G, C), center (B, G, 3) -> max over the G patch outputs (B, C), taken after
+        the final LayerNorm like every encoder output (the released code skips that norm here).
+        """
+        _, patches = self.MAE_encoder.encode(tokens, center)
+        return patches.amax(dim=1)
+
+    def decode(self, x_vis, center_vis, center_mask):
+        """x_vis (B, V, C), center_vis (B, V, 3), center_mask (B, M, 3) -> masked outputs (B, M, C)."""
+        B, M, _ = center_mask.shape
+        pos = self.decoder_pos_embed(torch.cat([center_vis, center_mask], dim=1))
+        x = torch.cat([x_vis, self.mask_token.expand(B, M, -1)], dim=1)
+        return self.MAE_decoder(x, pos, M)
+
+    def dense_terms(self, x_vis, x_mask, center_vis, center_mask):
+        """``assign`` and ``center`` on the dense set H = [encoder at visible, decoder at masked]
+        (B, G, C), aligned with X = [visible centers, masked centers] (B, G, 3)."""
+        if self.cluster_head is None:
+            return {}
+        h, x = torch.cat([x_vis, x_mask], dim=1), torch.cat([center_vis, center_mask], dim=1)
+        logits = self.cluster_head(h, x)
+        centers = soft_centers(F.softmax(logits.float(), dim=-1), x)
+        terms = {}
+        if self.assign_loss is not None:
+            terms['assign'] = self.assign_loss(logits, x, centers, num_visible=x_vis.shape[1])
+        if self.center_loss is not None:
+            terms['center'] = self.center_loss(x, centers, num_views=self.views)
+        return terms
+
+    def global_terms(self, cls, x_vis, x_mask, target):
+        """``global_*`` terms: conclu on the two views' concat(cls, max) (B, 2C) each, or the
+        released pair on cls (B, C), the target (B, C) and the masked outputs (B, M, C)."""
+        if self.global_loss is None:
+            return {}
+        if isinstance(self.global_loss, ConCluGlobalLoss):
+            return self.global_loss(*PointEncoder.global_feature(cls, x_vis).chunk(2))
+        return self.global_loss(cls, target, x_mask)
+
+
+def stack_views(views, center, tokens):
+    """Repeat center (B, G, 3) and tokens (B, G, C) for ``views`` masked views: view v of sample
+    b is row v*B + b of the returned (views*B, G, 3) and (views*B, G, C)."""
+    if views == 1:
+        return center, tokens
+    return center.repeat(views, 1, 1), tokens.repeat(views, 1, 1)
+
+
+def masked_neighborhoods(neighborhood, mask_idx, views):
+    """neighborhood (B, G, S, 3), mask_idx (views*B, M) -> the masked patches (views*B, M, S, 3)."""
+    B, G, S, _ = neighborhood.shape
+    flat = neighborhood.reshape(B, G, S * 3).repeat(views, 1, 1)
+    return gather_points(flat, mask_idx).reshape(mask_idx.shape[0], mask_idx.shape[1], S, 3)
+
+
+def active_term_weights(losses):
+    """{term name: weight} for every term with a non-zero weight, in logging order."""
+    g = losses['global']
+    weights = {'assign': losses['assign']['weight'], 'center': losses['center']['weight']}
+    weights.update({f'global_{t}': g[f'weight_{t}'] for t in GLOBAL_TERMS[g['type']]})
+    weights['reconstruction'] = losses['reconstruction']['weight']
+    return {name: float(w) for name, w in weights.items() if w}
+
+
+def validate_config(cfg, where='model'):
+    """Check the choices and their combinations; errors name ``where`` and the key."""
+    t, losses = cfg['transformer_config'], cfg['losses']
+    choices = (('point_channels', cfg, (3, 4)), ('decoder_pos_embed', cfg, ('sincos', 'mlp')),
+               ('views', cfg, (1, 2)), ('transformer_config.mask_type', t, ('rand', 'block')),
+               ('losses.assign.head', losses['assign'], ('mlp', 'graph')),
+               ('losses.assign.patches', losses['assign'], ('all', 'masked')),
+               ('losses.center.reduction', losses['center'], ('mean', 'released')),
+               ('losses.global.type', losses['global'], tuple(GLOBAL_TERMS)),
+               ('losses.reconstruction.type', losses['reconstruction'], ('cdl2', 'cdl1')))
+    for path, node, allowed in choices:
+        check_choice(node[path.rsplit('.', 1)[-1]], allowed, f'{where}.{path}')
+    if t['encoder_dims'] != t['trans_dim']:
+        raise ConfigError(f"{where}.transformer_config: encoder_dims ({t['encoder_dims']}) must equal "
+                          f"trans_dim ({t['trans_dim']})")
+    if not 0 < num_masked(t['mask_ratio'], cfg['num_group']) < cfg['num_group']:
+        raise ConfigError(f"{where}.transformer_config.mask_ratio: {t['mask_ratio']} must mask at least one "
+                          f"and leave at least one of the {cfg['num_group']} patches")
+    if min(losses['assign']['iters'], losses['global']['iters']) < 1:
+        raise ConfigError(f'{where}.losses: Sinkhorn iters must be >= 1')
+    validate_terms(cfg, where)
+
+
+def validate_terms(cfg, where):
+    """At least one active term, and the number of views the global term needs."""
+    losses = cfg['losses']
+    terms = active_term_weights(losses)
+    if not terms:
+        raise ConfigError(f'{where}.losses: every term has weight 0; nothing to train')
+    needed_views = {'conclu': 2, 'released': 1}[losses['global']['type']]
+    if any(name.startswith('global_') for name in terms) and cfg['views'] != needed_views:
+        raise ConfigError(f"{where}.views: global type {losses['global']['type']} needs views: {needed_views}, "
+                          f"got {cfg['views']}")
+
+
+@MODELS.register('Point_MAE')
+class Point_MAE(MaskClu):
+    """Point-MAE baseline: one masked view, Chamfer reconstruction only, no cls token.
+
+    Accepts Point-MAE's own config (``group_size``, ``num_group``, ``loss`` cdl2 | cdl1,
+    ``transformer_config``) plus ``point_channels`` (default 3), ``fps_random_start`` (default
+    off) and ``decoder_pos_embed`` (default mlp); its state dict matches Point-MAE's
+    (``MAE_encoder.*`` without cls token, ``mask_token``, ``decoder_pos_embed.*``,
+    ``MAE_decoder.*``), except the reconstruction head, ``reconstruction_loss.head.*`` here
+    and ``increase_dim.0.*`` there. Terms: ``reconstruction``.
+    """
+
+    CONFIG_KEYS = {
+        'NAME': 'Point_MAE', 'group_size': 32, 'num_group': 64, 'loss': 'cdl2', 'point_channels': 3,
+        'fps_random_start': False, 'decoder_pos_embed': 'mlp', 'transformer_config': TRANSFORMER_KEYS,
+    }
+    WITH_CLS = False
+
+    @classmethod
+    def check_config(cls, config, where='model'):
+        """Point-MAE's schema checked (defaults filled); the model it implies is validated too."""
+        cfg = check_keys(dict(config), Point_MAE.CONFIG_KEYS, where)
+        check_choice(cfg['loss'], ('cdl2', 'cdl1'), f'{where}.loss')
+        MaskClu.check_config(cls.maskclu_form(cfg), where)
+        return cfg
+
+    @staticmethod
+    def maskclu_form(cfg):
+        """Point-MAE's config as MaskClu's: one view, only ``reconstruction`` (weight 1, ``loss``)."""
+        out = {k: copy.deepcopy(v) for k, v in cfg.items() if k != 'loss'}
+        out.update(NAME='MaskClu', views=1, losses={
+            'assign': {'weight': 0.0}, 'center': {'weight': 0.0},
+            'global': {'weight_con': 0.0, 'weight_clu': 0.0, 'weight_orth': 0.0},
+            'reconstruction': {'weight': 1.0, 'type': cfg['loss']}})
+        return check_keys(out, MaskClu.CONFIG_KEYS, 'model')

@@ -1,0 +1,90 @@
+"""Sinkhorn-Knopp (method 2.1): marginals, epsilon -> 0 limit, invariances, stability."""
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from models.sinkhorn import sinkhorn
+
+
+def scores(*shape, seed=0, dtype=torch.float64):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def test_rows_sum_to_one_and_marginals_hold():
+    L = scores(3, 40, 8)
+    T = sinkhorn(L, eps=0.5, iters=200)
+    plan = T / L.shape[-2]
+    torch.testing.assert_close(T.sum(-1), torch.ones(3, 40, dtype=L.dtype), rtol=0, atol=1e-12)
+    torch.testing.assert_close(plan.sum(-1), torch.full((3, 40), 1 / 40, dtype=L.dtype), rtol=0, atol=1e-4)
+    torch.testing.assert_close(plan.sum(-2), torch.full((3, 8), 1 / 8, dtype=L.dtype), rtol=0, atol=1e-4)
+
+
+def test_plan_has_the_gibbs_form():
+    """T = n diag(u) exp(L / eps) diag(v): log T - L / eps is a sum of a row and a column term."""
+    L = scores(12, 5)
+    r = torch.log(sinkhorn(L, eps=0.3, iters=50)) - L / 0.3
+    torch.testing.assert_close(r - r[:, :1] - r[:1, :] + r[0, 0], torch.zeros_like(r), rtol=0, atol=1e-9)
+
+
+def test_batched_over_leading_dims_matches_single_problems():
+    L = scores(2, 3, 10, 4)
+    T = sinkhorn(L, eps=0.1, iters=20)
+    for i in range(2):
+        for j in range(3):
+            torch.testing.assert_close(T[i, j], sinkhorn(L[i, j], eps=0.1, iters=20), rtol=0, atol=1e-12)
+
+
+def test_small_eps_approaches_the_exact_assignment():
+    L = scores(6, 6, seed=3)
+    rows, cols = linear_sum_assignment(L.numpy(), maximize=True)
+    exact = np.zeros((6, 6))
+    exact[rows, cols] = 1
+    errors = [np.abs(sinkhorn(L, eps, iters=20_000, tol=1e-10).numpy() - exact).max() for eps in (0.1, 0.01, 0.001)]
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 1e-3
+
+
+@pytest.mark.parametrize('shift', ['scalar', 'column'])
+def test_invariant_to_adding_a_constant(shift):
+    L = scores(4, 16, 6)
+    c = {'scalar': torch.tensor(7.5, dtype=L.dtype), 'column': scores(4, 1, 6, seed=2) * 10}[shift]
+    torch.testing.assert_close(sinkhorn(L + c, eps=0.05, iters=30), sinkhorn(L, eps=0.05, iters=30),
+                               rtol=0, atol=1e-9)
+
+
+def test_invariant_to_per_row_constants_once_converged():
+    L = scores(4, 16, 6)
+    c = scores(4, 16, 1, seed=1) * 10
+    torch.testing.assert_close(sinkhorn(L + c, eps=0.5, iters=200), sinkhorn(L, eps=0.5, iters=200),
+                               rtol=0, atol=1e-9)
+
+
+def test_no_nan_for_large_scores_over_eps():
+    L = scores(2, 64, 16, dtype=torch.float32) * 1e4
+    T = sinkhorn(L, eps=1e-3, iters=10)
+    assert torch.isfinite(T).all()
+    torch.testing.assert_close(T.sum(-1), torch.ones(2, 64), rtol=0, atol=1e-5)
+
+
+def test_half_precision_input_is_promoted_and_no_gradient():
+    L = scores(8, 4, dtype=torch.float32).requires_grad_()
+    T = sinkhorn(L.bfloat16(), eps=0.05, iters=3)
+    assert T.dtype == torch.float32 and not T.requires_grad
+
+
+def test_tolerance_stops_early_at_the_converged_plan():
+    L = scores(30, 5)
+    torch.testing.assert_close(sinkhorn(L, eps=0.2, iters=10_000, tol=1e-12), sinkhorn(L, eps=0.2, iters=500),
+                               rtol=0, atol=1e-9)
+
+
+def test_three_iterations_match_swav_normalisation():
+    """iters=3: (cluster, item) normalisations three times, SwAV's batch Sinkhorn."""
+    L = scores(16, 8)
+    Q = torch.exp(L / 0.05).t()
+    Q = Q / Q.sum()
+    for _ in range(3):
+        Q = Q / Q.sum(dim=1, keepdim=True) / 8
+        Q = Q / Q.sum(dim=0, keepdim=True) / 16
+    torch.testing.assert_close(sinkhorn(L, eps=0.05, iters=3), (Q * 16).t(), rtol=1e-9, atol=1e-12)

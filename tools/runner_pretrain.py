@@ -1,0 +1,154 @@
+"""Pre-training runner: ``python main.py --config cfgs/pretrain.yaml --exp_name <name>``.
+
+Per epoch: train with per-step schedule and sync-free guarded steps (tools/engine.py),
+log every loss term, lr and samples/s (TensorBoard + metrics.jsonl), optionally probe
+the frozen encoder with a linear SVM, and write ``ckpt-last.pth`` (every epoch) and
+``ckpt-epoch-XXX.pth`` (every ``ckpt_save_freq`` epochs and at the end) atomically.
+``--resume`` restores model, optimizer, schedule, epoch and every RNG stream.
+"""
+import os
+import time
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from datasets import build_dataloader
+from datasets.transforms import build_transforms
+from models import build_model
+from tools.engine import MetricSums, TrainStepper, amp_dtype
+from tools.optim import build_optimizer, build_scheduler
+from tools.svm import extract_features, linear_svm_accuracy
+from utils import dist
+from utils.checkpoint import load_pretrained, make_checkpoint, resume_state, save_checkpoint
+from utils.logger import MetricsWriter
+
+
+def batch_points(batch):
+    """Points (B,N,3) of a ShapeNet ``(taxonomy, model_id, points)`` or ModelNet batch."""
+    data = batch[2]
+    return data[0] if isinstance(data, (list, tuple)) else data
+
+
+def wrap_model(model, args, config):
+    """SyncBN / DDP / torch.compile as asked; returns the module the step calls."""
+    if args.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    net = model
+    if dist.is_dist():
+        device_ids = [args.device.index] if args.device.type == 'cuda' else None
+        net = DistributedDataParallel(model, device_ids=device_ids)
+    return torch.compile(net) if config.compile else net
+
+
+class Pretrainer:
+    """Holds what one pre-training run needs; ``fit`` runs the epochs."""
+
+    def __init__(self, args, config, logger):
+        self.args, self.config, self.logger = args, config, logger
+        self.device = args.device
+        self.loader = build_dataloader(config.dataset.train, train=True, total_bs=config.total_bs,
+                                       seed=args.seed, num_workers=args.num_workers)
+        self.model = build_model(config.model).to(self.device)
+        if args.start_ckpts:
+            load_pretrained(self.model, args.start_ckpts, logger=logger)
+        self.net = wrap_model(self.model, args, config)
+        self.optimizer = build_optimizer(self.model, config.optimizer)
+        steps = len(self.loader) // config.step_per_update
+        self.scheduler = build_scheduler(self.optimizer, config.scheduler, steps)
+        self.stepper = TrainStepper(self.net, self.optimizer, self.scheduler, accum=config.step_per_update,
+                                    grad_clip=config.get('grad_norm_clip'), amp=amp_dtype(config.amp, self.device),
+                                    device=self.device, patience=config.nonfinite_patience)
+        self.transforms = build_transforms(config.train_transforms)
+        self.writer = MetricsWriter(args.experiment_path)
+        self.start_epoch, self.best = 0, {}
+        if args.resume:
+            self.start_epoch, _, self.best = resume_state(self.ckpt_path('last'), self.model, self.optimizer,
+                                                          self.scheduler, None)
+            logger.info('resumed from %s at epoch %d', self.ckpt_path('last'), self.start_epoch)
+
+    def ckpt_path(self, name):
+        return os.path.join(self.args.experiment_path, f'ckpt-{name}.pth')
+
+    def fit(self):
+        self.logger.info('model: %s, %.2fM trainable parameters; %d steps per epoch',
+                         self.config.model.NAME, sum(p.numel() for p in self.model.parameters()
+                                                     if p.requires_grad) / 1e6, len(self.loader))
+        for epoch in range(self.start_epoch, self.config.max_epoch):
+            metrics = self.train_one_epoch(epoch)
+            metrics.update(self.maybe_probe(epoch))
+            self.writer.write(metrics, step=epoch + 1, prefix='epoch', epoch=epoch + 1)
+            self.logger.info('epoch %d/%d %s', epoch + 1, self.config.max_epoch,
+                             ' '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
+            self.save(epoch + 1, metrics)
+        self.writer.close()
+
+    def train_one_epoch(self, epoch):
+        self.net.train()
+        self.loader.set_epoch(epoch)
+        log_sums, epoch_sums = MetricSums(), MetricSums()
+        steps = len(self.loader)
+        start = last_log = time.perf_counter()
+        samples = 0
+        bar = tqdm(self.loader, desc=f'epoch {epoch + 1}', disable=not dist.is_main_process(),
+                   leave=False, dynamic_ncols=True)
+        for i, batch in enumerate(bar):
+            points = self.transforms(batch_points(batch).to(self.device, non_blocking=True))
+            with self.stepper.sync_context(), self.stepper.autocast():
+                out = self.net(points)
+            self.stepper.backward(out['loss'])
+            values = {'loss': out['loss'], **out['terms']}
+            log_sums.add(values)
+            epoch_sums.add(values)
+            samples += points.shape[0] * dist.get_world_size()
+            if (i + 1) % self.config.log_freq == 0 or i + 1 == steps:
+                now = time.perf_counter()
+                self.log_step(log_sums, epoch * steps + i + 1, samples / (now - last_log), bar)
+                samples, last_log = 0, time.perf_counter()
+        metrics = epoch_sums.means(dist.all_reduce_mean)
+        metrics.update(lr=self.scheduler.get_last_lr()[0], epoch_time_s=time.perf_counter() - start,
+                       skipped_steps=self.stepper.check())
+        return metrics
+
+    def log_step(self, sums, step, samples_per_s, bar):
+        values = sums.means(dist.all_reduce_mean)
+        sums.reset()
+        self.stepper.check()
+        values.update(lr=self.scheduler.get_last_lr()[0], samples_per_s=samples_per_s)
+        self.writer.write(values, step=step, prefix='train')
+        bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{values['lr']:.2e}")
+
+    def maybe_probe(self, epoch):
+        """Linear-SVM accuracy of the frozen encoder every ``svm_probe.freq`` epochs (and at the end)."""
+        freq = self.config.svm_probe.freq
+        if not freq or ((epoch + 1) % freq and epoch + 1 != self.config.max_epoch):
+            return {}
+        self.model.eval()
+        feats = {}
+        for split in ('svm_train', 'svm_test'):
+            loader = build_dataloader(self.config.dataset[split], train=False, total_bs=self.config.total_bs,
+                                      seed=self.args.seed, num_workers=self.args.num_workers)
+            with self.stepper.autocast():
+                feats[split] = extract_features(self.model.global_features, loader, self.device)
+        acc = linear_svm_accuracy(*feats['svm_train'], *feats['svm_test'], C=self.config.svm_probe.C,
+                                  seed=self.args.seed)
+        self.model.train()
+        return {'svm_acc': acc}
+
+    def save(self, epochs_done, metrics):
+        if 'svm_acc' in metrics and metrics['svm_acc'] > self.best.get('svm_acc', -1.0):
+            self.best = {'svm_acc': metrics['svm_acc'], 'epoch': epochs_done}
+        if not dist.is_main_process():
+            return
+        ckpt = make_checkpoint(self.model, self.optimizer, self.scheduler, None, epoch=epochs_done,
+                               metrics=metrics, best_metrics=self.best, config=self.config)
+        save_checkpoint(ckpt, self.ckpt_path('last'))
+        if epochs_done % self.config.ckpt_save_freq == 0 or epochs_done == self.config.max_epoch:
+            save_checkpoint(ckpt, self.ckpt_path(f'epoch-{epochs_done:03d}'))
+        if self.best.get('epoch') == epochs_done:
+            save_checkpoint(ckpt, self.ckpt_path('best'))
+
+
+def run(args, config, logger):
+    """main.py entry for the ``pretrain`` mode."""
+    Pretrainer(args, config, logger).fit()
