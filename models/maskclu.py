@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import record_function
 
+from datasets.transforms import build_transforms, check_transforms_config
 from extensions import gather_points
 from models.build import MODELS, check_choice
 from models.decoder import TransformerDecoder
@@ -33,6 +34,7 @@ LOSS_KEYS = {
 }
 
 GLOBAL_TERMS = {'conclu': ('con', 'clu', 'orth'), 'released': ('g1', 'g2')}
+DECODER_TERMS = ('assign', 'center', 'reconstruction', 'global_g2')
 
 
 @MODELS.register('MaskClu')
@@ -44,16 +46,22 @@ class MaskClu(nn.Module):
     ``global_con``, ``global_clu``, ``global_orth`` (global ``conclu``), ``global_g1``,
     ``global_g2`` (global ``released``) and ``reconstruction``. ``generator`` (a
     torch.Generator, any device) draws the FPS start points and the masks, so a seed
-    reproduces them. A term whose weight is 0 is neither built nor computed.
+    reproduces them (and the ``view_transforms`` draws). A term whose weight is 0 is neither
+    built nor computed.
 
     Config (``CONFIG_KEYS``; unknown keys are errors, missing ones take these defaults):
     ``group_size`` S, ``num_group`` G; ``point_channels`` 3 (xyz) | 4 (xyz + length, released);
     ``fps_random_start`` (random first FPS point in training); ``decoder_pos_embed`` sincos
     (released) | mlp (Point-MAE); ``views`` 2 (two masked views, for global ``conclu``; the
     dense terms are averaged over the views) | 1 (global ``released`` or no global term);
+    ``view_transforms`` (list of ``{NAME: <datasets.transforms NAME>, <kwargs>}``; empty, the
+    default: every view is the same tokenized cloud, only the masks differ; else each view is
+    an independently augmented copy of the cloud, and the stacked views are tokenized at once);
     ``transformer_config`` Point-MAE's keys (mask_ratio, mask_type rand | block, trans_dim,
     encoder_dims (= trans_dim), depth, drop_path_rate, num_heads, decoder_depth,
-    decoder_num_heads); ``losses``:
+    decoder_num_heads; mask_ratio 0 = no masking, all G patches visible, allowed only when no
+    active term needs the decoder and, with 2 views, when ``view_transforms`` makes them differ);
+    ``losses``:
 
     * ``assign``: weight, head mlp | graph, P clusters, tau (tau_a), tau_s, eps, iters (fixed
       Sinkhorn iterations), tol (optional early stop, host-syncing), patches all | masked, hidden
@@ -69,13 +77,15 @@ class MaskClu(nn.Module):
     ``cluster_head`` (assign/center), ``global_loss`` (conclu projector/predictor/prototypes),
     ``reconstruction_loss.head`` (Point-MAE's ``increase_dim.0``).
 
-    Profiler ranges: ``phase/patchify``, ``phase/embedding``, ``phase/encoder``,
-    ``phase/decoder``, ``phase/heads`` (with ``phase/sinkhorn`` nested).
+    Profiler ranges: ``phase/augment`` (with ``view_transforms``), ``phase/patchify``,
+    ``phase/embedding``, ``phase/encoder``, ``phase/decoder``, ``phase/heads`` (with
+    ``phase/sinkhorn`` nested).
     """
 
     CONFIG_KEYS = {
         'NAME': 'MaskClu', 'group_size': 32, 'num_group': 64, 'point_channels': 4, 'fps_random_start': True,
-        'decoder_pos_embed': 'sincos', 'views': 2, 'transformer_config': TRANSFORMER_KEYS, 'losses': LOSS_KEYS,
+        'decoder_pos_embed': 'sincos', 'views': 2, 'view_transforms': [], 'transformer_config': TRANSFORMER_KEYS,
+        'losses': LOSS_KEYS,
     }
     WITH_CLS = True
 
@@ -85,6 +95,7 @@ class MaskClu(nn.Module):
         cfg = self.maskclu_form(self.config)
         t, losses = cfg['transformer_config'], cfg['losses']
         self.views, self.mask_ratio, self.mask_type = cfg['views'], t['mask_ratio'], t['mask_type']
+        self.view_transforms = build_transforms(cfg['view_transforms']) if cfg['view_transforms'] else None
         self.term_weights = active_term_weights(losses)
         self.MAE_encoder = PointEncoder(t['trans_dim'], t['depth'], t['num_heads'], t['drop_path_rate'],
                                         cfg['num_group'], cfg['group_size'], cfg['point_channels'],
@@ -98,6 +109,7 @@ class MaskClu(nn.Module):
     def check_config(cls, config, where='model'):
         """Keys checked against ``CONFIG_KEYS`` (defaults filled) and choices validated."""
         cfg = check_keys(dict(config), MaskClu.CONFIG_KEYS, where)
+        cfg['view_transforms'] = check_transforms_config(cfg['view_transforms'], f'{where}.view_transforms')
         validate_config(cfg, where)
         return cfg
 
@@ -108,8 +120,7 @@ class MaskClu(nn.Module):
 
     @property
     def needs_decoder(self):
-        w = self.term_weights
-        return any(k in w for k in ('assign', 'center', 'reconstruction', 'global_g2'))
+        return bool(decoder_terms(self.term_weights))
 
     def build_decoder(self, t, pos_embed):
         dim = t['trans_dim']
@@ -150,13 +161,12 @@ class MaskClu(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, points, generator=None):
-        neighborhood, center, tokens = self.MAE_encoder.tokenize(points, generator)
-        center_v, tokens_v = stack_views(self.views, center, tokens)
-        vis_idx, mask_idx = make_mask(center_v, self.mask_ratio, self.mask_type, generator)
-        center_vis, center_mask = gather_points(center_v, vis_idx), gather_points(center_v, mask_idx)
+        neighborhood, center_v, tokens_v = self.view_tokens(points, generator)
+        vis_idx, mask_idx = self.view_masks(center_v, generator)
+        center_vis, center_mask = select(center_v, vis_idx), select(center_v, mask_idx)
         with record_function('phase/encoder'):
-            cls, x_vis = self.MAE_encoder.encode(gather_points(tokens_v, vis_idx), center_vis)
-            target = self.target_features(tokens, center) if 'global_g1' in self.term_weights else None
+            cls, x_vis = self.MAE_encoder.encode(select(tokens_v, vis_idx), center_vis)
+            target = self.target_features(tokens_v, center_v) if 'global_g1' in self.term_weights else None
         x_mask = None
         if self.needs_decoder:
             with record_function('phase/decoder'):
@@ -165,10 +175,31 @@ class MaskClu(nn.Module):
             terms = self.dense_terms(x_vis, x_mask, center_vis, center_mask)
             terms.update(self.global_terms(cls, x_vis, x_mask, target))
             if self.reconstruction_loss is not None:
-                target_points = masked_neighborhoods(neighborhood, mask_idx, self.views)
+                target_points = masked_neighborhoods(neighborhood, mask_idx)
                 terms['reconstruction'] = self.reconstruction_loss(x_mask, target_points)
         loss = sum(self.term_weights[name] * value for name, value in terms.items())
         return {'loss': loss, 'terms': terms}
+
+    def view_tokens(self, points, generator=None):
+        """points (B, N, 3) -> neighborhood (R, G, S, 3), center (views*B, G, 3), tokens (views*B, G, C).
+
+        View v of sample b is row v*B + b. Without ``view_transforms`` the cloud is tokenized
+        once and its center and tokens are repeated per view (R = B); with them, ``views``
+        independently augmented copies (views*B, N', 3) are tokenized at once (R = views*B).
+        """
+        if self.view_transforms is None:
+            neighborhood, center, tokens = self.MAE_encoder.tokenize(points, generator)
+            return (neighborhood, *stack_views(self.views, center, tokens))
+        with record_function('phase/augment'):
+            augmented = self.view_transforms(points.repeat(self.views, 1, 1), generator)
+        return self.MAE_encoder.tokenize(augmented, generator)
+
+    def view_masks(self, center, generator=None):
+        """center (views*B, G, 3) -> vis_idx (views*B, V), mask_idx (views*B, M); (None, None)
+        when ``mask_ratio`` is 0 (no masking: every patch is visible)."""
+        if self.mask_ratio == 0:
+            return None, None
+        return make_mask(center, self.mask_ratio, self.mask_type, generator)
 
     @torch.no_grad()
     def target_features(self, tokens, center):
@@ -212,6 +243,11 @@ class MaskClu(nn.Module):
         return self.global_loss(cls, target, x_mask)
 
 
+def select(x, idx):
+    """x (B, G, D), idx (B, K) -> the indexed rows (B, K, D); x itself when idx is None (all G)."""
+    return x if idx is None else gather_points(x, idx)
+
+
 def stack_views(views, center, tokens):
     """Repeat center (B, G, 3) and tokens (B, G, C) for ``views`` masked views: view v of sample
     b is row v*B + b of the returned (views*B, G, 3) and (views*B, G, C)."""
@@ -220,10 +256,11 @@ def stack_views(views, center, tokens):
     return center.repeat(views, 1, 1), tokens.repeat(views, 1, 1)
 
 
-def masked_neighborhoods(neighborhood, mask_idx, views):
-    """neighborhood (B, G, S, 3), mask_idx (views*B, M) -> the masked patches (views*B, M, S, 3)."""
-    B, G, S, _ = neighborhood.shape
-    flat = neighborhood.reshape(B, G, S * 3).repeat(views, 1, 1)
+def masked_neighborhoods(neighborhood, mask_idx):
+    """neighborhood (R, G, S, 3) with R = B (shared by the views) or views*B, mask_idx
+    (views*B, M) -> the masked patches (views*B, M, S, 3)."""
+    R, G, S, _ = neighborhood.shape
+    flat = neighborhood.reshape(R, G, S * 3).repeat(mask_idx.shape[0] // R, 1, 1)
     return gather_points(flat, mask_idx).reshape(mask_idx.shape[0], mask_idx.shape[1], S, 3)
 
 
@@ -234,6 +271,11 @@ def active_term_weights(losses):
     weights.update({f'global_{t}': g[f'weight_{t}'] for t in GLOBAL_TERMS[g['type']]})
     weights['reconstruction'] = losses['reconstruction']['weight']
     return {name: float(w) for name, w in weights.items() if w}
+
+
+def decoder_terms(term_weights):
+    """The names among ``term_weights`` that need the decoder (hence masked patches)."""
+    return [name for name in DECODER_TERMS if name in term_weights]
 
 
 def validate_config(cfg, where='model'):
@@ -251,12 +293,28 @@ def validate_config(cfg, where='model'):
     if t['encoder_dims'] != t['trans_dim']:
         raise ConfigError(f"{where}.transformer_config: encoder_dims ({t['encoder_dims']}) must equal "
                           f"trans_dim ({t['trans_dim']})")
-    if not 0 < num_masked(t['mask_ratio'], cfg['num_group']) < cfg['num_group']:
-        raise ConfigError(f"{where}.transformer_config.mask_ratio: {t['mask_ratio']} must mask at least one "
-                          f"and leave at least one of the {cfg['num_group']} patches")
+    validate_masking(cfg, where)
     if min(losses['assign']['iters'], losses['global']['iters']) < 1:
         raise ConfigError(f'{where}.losses: Sinkhorn iters must be >= 1')
     validate_terms(cfg, where)
+
+
+def validate_masking(cfg, where):
+    """mask_ratio 0 (no masking) needs no decoder term and, with 2 views, view transforms that
+    make the views differ; any other ratio must mask at least one and leave at least one patch."""
+    ratio, G = cfg['transformer_config']['mask_ratio'], cfg['num_group']
+    if ratio == 0:
+        needing = decoder_terms(active_term_weights(cfg['losses']))
+        if needing:
+            raise ConfigError(f"{where}.transformer_config.mask_ratio: 0 (no masking) leaves no masked patch for "
+                              f"the decoder, which the active terms {', '.join(needing)} need; set their weights "
+                              f"to 0 or mask patches")
+        if cfg['views'] > 1 and not cfg['view_transforms']:
+            raise ConfigError(f"{where}.view_transforms: with mask_ratio 0 and no view transforms the "
+                              f"{cfg['views']} views are identical; list the augmentations that make them differ")
+    elif not 0 < num_masked(ratio, G) < G:
+        raise ConfigError(f"{where}.transformer_config.mask_ratio: {ratio} must be 0 (no masking) or mask at "
+                          f"least one and leave at least one of the {G} patches")
 
 
 def validate_terms(cfg, where):

@@ -83,3 +83,12 @@ def test_metric_sums_mean_and_reset():
     assert sums.means(reduce=lambda t: t * 2) == {'a': 4.0, 'b': 4.0}
     sums.reset()
     assert sums.means() == {}
+
+
+def test_accumulation_does_not_span_epochs():
+    model, stepper = make(accum=2)
+    stepper.backward(loss_of(model, torch.randn(4, 3)))
+    assert model.weight.grad is not None
+    stepper.start_epoch()
+    assert model.weight.grad is None and stepper.micro == 0
+    assert not stepper.backward(loss_of(model, torch.randn(4, 3)))

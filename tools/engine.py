@@ -48,6 +48,12 @@ class TrainStepper:
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None)
 
+    def start_epoch(self):
+        """Drop gradients of micro-batches that did not complete an update: accumulation never
+        spans epochs, so steps per epoch is ``len(loader) // accum`` and ``--resume`` is exact."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.micro = 0
+
     def sync_context(self):
         """DDP: skip the gradient all-reduce on micro-batches that do not end an update."""
         last = (self.micro + 1) % self.accum == 0
@@ -84,13 +90,6 @@ class TrainStepper:
                 f'stopping. Lower the learning rate (optimizer.kwargs.lr), set grad_norm_clip, or '
                 f'disable amp; the last checkpoint is intact.')
         return int(self.skipped.item())
-
-    def state_dict(self):
-        return {'micro': self.micro, 'skipped': self.skipped.cpu()}
-
-    def load_state_dict(self, state):
-        self.micro = state['micro']
-        self.skipped = state['skipped'].to(self.device)
 
 
 class MetricSums:

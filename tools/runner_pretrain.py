@@ -4,7 +4,8 @@ Per epoch: train with per-step schedule and sync-free guarded steps (tools/engin
 log every loss term, lr and samples/s (TensorBoard + metrics.jsonl), optionally probe
 the frozen encoder with a linear SVM, and write ``ckpt-last.pth`` (every epoch) and
 ``ckpt-epoch-XXX.pth`` (every ``ckpt_save_freq`` epochs and at the end) atomically.
-``--resume`` restores model, optimizer, schedule, epoch and every RNG stream.
+``--resume`` restores model, optimizer, schedule, epoch and every RNG stream (each rank's
+under DDP). Epoch metrics add samples/s and ``skipped_steps`` (non-finite steps of that epoch).
 """
 import os
 import time
@@ -22,6 +23,7 @@ from tools.svm import extract_features, linear_svm_accuracy
 from utils import dist
 from utils.checkpoint import load_pretrained, make_checkpoint, resume_state, save_checkpoint
 from utils.logger import MetricsWriter
+from utils.misc import rng_state_all_ranks
 
 
 def batch_points(batch):
@@ -74,20 +76,24 @@ class Pretrainer:
         self.logger.info('model: %s, %.2fM trainable parameters; %d steps per epoch',
                          self.config.model.NAME, sum(p.numel() for p in self.model.parameters()
                                                      if p.requires_grad) / 1e6, len(self.loader))
-        for epoch in range(self.start_epoch, self.config.max_epoch):
-            metrics = self.train_one_epoch(epoch)
-            metrics.update(self.maybe_probe(epoch))
-            self.writer.write(metrics, step=epoch + 1, prefix='epoch', epoch=epoch + 1)
-            self.logger.info('epoch %d/%d %s', epoch + 1, self.config.max_epoch,
-                             ' '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
-            self.save(epoch + 1, metrics)
-        self.writer.close()
+        try:
+            for epoch in range(self.start_epoch, self.config.max_epoch):
+                metrics = self.train_one_epoch(epoch)
+                metrics.update(self.maybe_probe(epoch))
+                self.writer.write(metrics, step=epoch + 1, prefix='epoch', epoch=epoch + 1)
+                self.logger.info('epoch %d/%d %s', epoch + 1, self.config.max_epoch,
+                                 ' '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
+                self.save(epoch + 1, metrics)
+        finally:  # also on an interruption or a non-finite stop: flush metrics.jsonl and TensorBoard
+            self.writer.close()
 
     def train_one_epoch(self, epoch):
         self.net.train()
         self.loader.set_epoch(epoch)
+        self.stepper.start_epoch()
         log_sums, epoch_sums = MetricSums(), MetricSums()
         steps = len(self.loader)
+        skipped_before = self.stepper.check()
         start = last_log = time.perf_counter()
         samples = 0
         bar = tqdm(self.loader, desc=f'epoch {epoch + 1}', disable=not dist.is_main_process(),
@@ -106,8 +112,10 @@ class Pretrainer:
                 self.log_step(log_sums, epoch * steps + i + 1, samples / (now - last_log), bar)
                 samples, last_log = 0, time.perf_counter()
         metrics = epoch_sums.means(dist.all_reduce_mean)
-        metrics.update(lr=self.scheduler.get_last_lr()[0], epoch_time_s=time.perf_counter() - start,
-                       skipped_steps=self.stepper.check())
+        elapsed = time.perf_counter() - start
+        metrics.update(lr=self.scheduler.get_last_lr()[0], epoch_time_s=elapsed,
+                       samples_per_s=steps * self.loader.batch_size * dist.get_world_size() / elapsed,
+                       skipped_steps=self.stepper.check() - skipped_before)  # this epoch's, as resume sees it
         return metrics
 
     def log_step(self, sums, step, samples_per_s, bar):
@@ -138,10 +146,11 @@ class Pretrainer:
     def save(self, epochs_done, metrics):
         if 'svm_acc' in metrics and metrics['svm_acc'] > self.best.get('svm_acc', -1.0):
             self.best = {'svm_acc': metrics['svm_acc'], 'epoch': epochs_done}
+        rng = rng_state_all_ranks()  # a collective under DDP: before the rank-0 check
         if not dist.is_main_process():
             return
         ckpt = make_checkpoint(self.model, self.optimizer, self.scheduler, None, epoch=epochs_done,
-                               metrics=metrics, best_metrics=self.best, config=self.config)
+                               metrics=metrics, best_metrics=self.best, config=self.config, rng=rng)
         save_checkpoint(ckpt, self.ckpt_path('last'))
         if epochs_done % self.config.ckpt_save_freq == 0 or epochs_done == self.config.max_epoch:
             save_checkpoint(ckpt, self.ckpt_path(f'epoch-{epochs_done:03d}'))

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from utils.dist import get_rank
 from utils.logger import get_logger
 from utils.misc import rng_state, set_rng_state
 
@@ -105,14 +106,15 @@ def unwrap_model(model):
 
 
 def make_checkpoint(model, optimizer=None, scheduler=None, scaler=None, *, epoch,
-                    metrics=None, best_metrics=None, config=None):
+                    metrics=None, best_metrics=None, config=None, rng=None):
     """Everything ``resume_state`` needs, in our checkpoint format (see ``CHECKPOINT_KEYS``).
 
     ``epoch`` is the number of epochs completed (``ckpt-epoch-300.pth`` holds
     ``epoch=300``), which is also the 0-based index of the next epoch. ``metrics``,
     ``best_metrics`` and ``config`` are converted to plain python data (tensors and numpy
     values to numbers or lists), so the file loads without unpickling arbitrary objects.
-    The model tensors are referenced, not copied: save the result right away.
+    The model tensors are referenced, not copied: save the result right away. ``rng`` defaults
+    to this process's ``rng_state()``; under DDP pass ``rng_state_all_ranks()`` (a list by rank).
     """
     return {
         'version': CHECKPOINT_VERSION,
@@ -121,7 +123,7 @@ def make_checkpoint(model, optimizer=None, scheduler=None, scaler=None, *, epoch
         'optimizer': _state_of(optimizer),
         'scheduler': _state_of(scheduler),
         'scaler': _state_of(scaler),
-        'rng': rng_state(),
+        'rng': rng_state() if rng is None else rng,
         'metrics': to_plain(metrics, 'metrics'),
         'best_metrics': to_plain(best_metrics, 'best_metrics'),
         'config': to_plain(config, 'config'),
@@ -409,8 +411,20 @@ def resume_state(path, model, optimizer, scheduler=None, scaler=None):
         scheduler.load_state_dict(ckpt['scheduler'])
     if scaler is not None and ckpt.get('scaler'):
         scaler.load_state_dict(ckpt['scaler'])
-    set_rng_state(ckpt['rng'])
+    rng = rng_of_this_rank(ckpt['rng'])
+    if rng is not None:
+        set_rng_state(rng)
     return ckpt['epoch'], ckpt.get('metrics'), ckpt.get('best_metrics')
+
+
+def rng_of_this_rank(rng):
+    """This rank's RNG streams in a checkpoint's ``rng``: one state (``rng_state()``), or a list
+    with one per rank (``rng_state_all_ranks()`` under DDP). None for a rank the list lacks (the
+    world has grown): that rank keeps its fresh seeding, so ranks still draw differently."""
+    if isinstance(rng, Mapping):
+        return rng
+    rank = get_rank()
+    return rng[rank] if rank < len(rng) else None
 
 
 def _check_resumable(ckpt, path, optimizer, scheduler):

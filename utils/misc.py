@@ -34,6 +34,20 @@ def rng_state():
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
+def rng_state_all_ranks():
+    """``rng_state()`` of this process, or under DDP the list of every rank's (indexed by rank).
+
+    A collective under DDP: every rank must call it. Each rank draws its own masks, FPS
+    starts and augmentations, so an exact ``--resume`` needs every rank's streams, not rank 0's.
+    """
+    state = rng_state()
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return state
+    states = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(states, state)
+    return states
+
+
 def set_rng_state(state):
     """Restore what ``rng_state`` returned (CUDA streams only when CUDA is present)."""
     random.setstate(state['python'])
