@@ -207,9 +207,11 @@ class MaskClu(nn.Module):
 
         tokens (B, G, C), center (B, G, 3) -> max over the G patch outputs (B, C), taken after
         the final LayerNorm like every encoder output (the released code skips that norm here).
+        Profiled as ``phase/target`` (inside ``phase/encoder``).
         """
-        _, patches = self.MAE_encoder.encode(tokens, center)
-        return patches.amax(dim=1)
+        with record_function('phase/target'):
+            _, patches = self.MAE_encoder.encode(tokens, center)
+            return patches.amax(dim=1)
 
     def decode(self, x_vis, center_vis, center_mask):
         """x_vis (B, V, C), center_vis (B, V, 3), center_mask (B, M, 3) -> masked outputs (B, M, C)."""

@@ -1,5 +1,6 @@
 """Patchify a cloud (FPS centers + kNN groups) and embed each patch with a mini-PointNet."""
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from extensions import furthest_point_sample, gather_points, knn_points
@@ -50,10 +51,25 @@ class PatchEmbedding(nn.Module):
                                          nn.ReLU(inplace=True), nn.Conv1d(512, out_channels, 1))
 
     def forward(self, neighborhood):
+        """Same function as applying ``first_conv`` / ``second_conv`` to (B*G, channels, S), computed
+        channels-last (one GEMM per layer over all B*G*S points, BatchNorm over the same points)
+        and with ``second_conv.0`` split as ``W [g; f] + b = (W_g g + b) + W_f f``: the half that
+        sees the patch's global vector g runs once per patch instead of once per point."""
         B, G, S, _ = neighborhood.shape
-        x = neighborhood.reshape(B * G, S, 3)
+        x = neighborhood.reshape(B * G * S, 3)
         if self.in_channels == 4:
             x = torch.cat([x, x.norm(dim=-1, keepdim=True)], dim=-1)
-        feature = self.first_conv(x.transpose(1, 2))
-        feature = torch.cat([feature.amax(dim=2, keepdim=True).expand(-1, -1, S), feature], dim=1)
-        return self.second_conv(feature).amax(dim=2).reshape(B, G, -1)
+        conv_a, bn_a, relu_a, conv_b = self.first_conv
+        local = pointwise(conv_b, relu_a(bn_a(pointwise(conv_a, x)))).view(B * G, S, -1)
+        conv_c, bn_c, relu_c, conv_d = self.second_conv
+        weight = conv_c.weight.squeeze(-1)
+        width = local.shape[-1]
+        per_patch = F.linear(local.amax(dim=1), weight[:, :width], conv_c.bias)
+        h = F.linear(local, weight[:, width:]) + per_patch.unsqueeze(1)
+        h = relu_c(bn_c(h.view(B * G * S, -1)))
+        return pointwise(conv_d, h).view(B * G, S, -1).amax(dim=1).view(B, G, -1)
+
+
+def pointwise(conv, x):
+    """A kernel-1 ``nn.Conv1d`` applied to channels-last points: x (..., C_in) -> (..., C_out)."""
+    return F.linear(x, conv.weight.squeeze(-1), conv.bias)

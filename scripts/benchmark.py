@@ -33,7 +33,8 @@ from tools.config_check import validate_config  # noqa: E402
 from tools.optim import build_optimizer  # noqa: E402
 from utils.config import load_config  # noqa: E402
 
-PHASES = ('patchify', 'embedding', 'encoder', 'decoder', 'heads', 'sinkhorn', 'backward', 'optimizer')
+PHASES = ('augment', 'patchify', 'embedding', 'encoder', 'target', 'decoder', 'heads', 'sinkhorn', 'backward',
+          'optimizer')
 
 
 def synthetic_clouds(batch, npoints, device, seed=0):

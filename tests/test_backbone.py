@@ -75,6 +75,41 @@ def test_patch_embedding_shapes_and_names(channels):
     assert {k.split('.')[0] for k in emb.state_dict()} == {'first_conv', 'second_conv'}
 
 
+def point_mae_embedding(emb, neighborhood):
+    """Point-MAE's computation: the Conv1d stacks on (B*G, channels, S) with the global concat."""
+    b, g, s, _ = neighborhood.shape
+    x = neighborhood.reshape(b * g, s, 3)
+    if emb.in_channels == 4:
+        x = torch.cat([x, x.norm(dim=-1, keepdim=True)], dim=-1)
+    feature = emb.first_conv(x.transpose(1, 2))
+    feature = torch.cat([feature.amax(dim=2, keepdim=True).expand(-1, -1, s), feature], dim=1)
+    return emb.second_conv(feature).amax(dim=2).reshape(b, g, -1)
+
+
+@pytest.mark.parametrize('channels', [3, 4])
+@pytest.mark.parametrize('train', [True, False])
+def test_patch_embedding_equals_point_mae_conv_stack(channels, train):
+    torch.manual_seed(0)
+    emb = PatchEmbedding(C, channels).double().train(train)
+    for module in emb.modules():
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(B, G, S, 3, dtype=torch.float64)
+    reference = [b.clone() for b in emb.buffers()]
+    ours = emb(x)
+    ours_buffers = [b.clone() for b in emb.buffers()]
+    grads = torch.autograd.grad(ours.square().sum(), list(emb.parameters()))
+    for buf, ref in zip(emb.buffers(), reference):
+        buf.copy_(ref)
+    theirs = point_mae_embedding(emb, x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
+    for a, b in zip(ours_buffers, emb.buffers()):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    for a, b in zip(grads, torch.autograd.grad(theirs.square().sum(), list(emb.parameters()))):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
 def test_patch_embedding_is_permutation_invariant_within_a_patch():
     emb = PatchEmbedding(C, 4).eval()
     x = torch.randn(B, G, S, 3)
