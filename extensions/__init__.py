@@ -1,3 +1,13 @@
-"""Point-cloud ops: one Python entry per op (temporary: references only, dispatch to come)."""
-from extensions.pointnet2_ops.reference import furthest_point_sample, gather_points, knn_points  # noqa: F401
-from extensions.chamfer_dist.reference import chamfer_distance  # noqa: F401
+"""Point-cloud ops (FPS, gather/group, kNN, ball query, three-NN interpolation, Chamfer) with
+CUDA kernels and PyTorch references; see extensions/ops.py and extensions/README.md.
+
+Importing this package never compiles anything; CPU tensors always use the reference.
+"""
+from extensions.backend import backend_info
+from extensions.ops import (ball_query, chamfer_distance, furthest_point_sample, gather_points,
+                            group_points, interpolate_idw, knn_points, three_interpolate,
+                            three_nn)
+
+__all__ = ['backend_info', 'ball_query', 'chamfer_distance', 'furthest_point_sample',
+           'gather_points', 'group_points', 'interpolate_idw', 'knn_points',
+           'three_interpolate', 'three_nn']

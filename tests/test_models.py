@@ -1,6 +1,7 @@
 """Pre-training models (MaskClu, Point_MAE) and the classifier: build, contract, gradients, names."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -283,8 +284,21 @@ def test_profiler_sees_every_phase():
 
 
 # ---------------------------------------------------------------- tiny overfit
-def test_tiny_model_overfits_a_few_clouds():
-    """Default MaskClu objective (assign, center, con, clu, orth) on 8 fixed clouds with fixed
+def demo_clouds(demo_root, b=8, n=256):
+    """The first ``b`` clouds of the tiny demo ShapeNet-55 split, through the real loader: (b, n, 3)."""
+    from datasets import build_dataset
+    from tests.conftest import shapenet_entry
+    state = np.random.get_state()
+    np.random.seed(0)  # the loader draws its point subset from numpy's global RNG
+    try:
+        dataset = build_dataset(shapenet_entry(demo_root, 'train', n))
+        return torch.stack([dataset[i][2] for i in range(b)])
+    finally:
+        np.random.set_state(state)
+
+
+def test_tiny_model_overfits_a_few_demo_clouds(demo_root):
+    """Default MaskClu objective (assign, center, con, clu, orth) on 8 fixed demo clouds with fixed
     masks (the generator is re-seeded every step) and no drop path, Adam 1e-3, 60 steps.
 
     Criterion: the total falls below half its initial value (typically 9.8 -> 2.5), and so do
@@ -299,7 +313,7 @@ def test_tiny_model_overfits_a_few_clouds():
                       transformer_config={**TINY_TRANSFORMER, 'drop_path_rate': 0.0})
     model = build_model(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    points = clouds(b=8, seed=3)
+    points = demo_clouds(demo_root)
     history = []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny ops: one thread is as fast and immune to a busy machine

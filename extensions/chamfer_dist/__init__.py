@@ -1,0 +1,1 @@
+"""Chamfer distance: PyTorch reference (reference.py), CUDA kernels (src/, kernels.py)."""

@@ -1,0 +1,1 @@
+"""PointNet++ ops: PyTorch reference (reference.py), CUDA kernels (src/, kernels.py)."""
