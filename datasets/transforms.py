@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from extensions import furthest_point_sample, gather_points
 from utils.config import ConfigError, check_keys
 from utils.registry import Registry
 
@@ -159,6 +160,15 @@ class HalfSpaceCrop(Transform):
     def apply(self, points, generator):
         direction = normal((points.shape[0], 1, 3), points, generator)
         return keep_lowest(points, (points * direction).sum(-1), self.keep)
+
+
+def fps_downsample(points, npoints):
+    """Deterministic farthest point sampling from point 0 (Point-MAE's ``misc.fps``):
+    points (B,N,3) -> (B,npoints,3); unchanged when N <= npoints. Loaders such as ModelNet
+    return every stored point; evaluation brings the clouds to the model's size with this."""
+    if points.shape[1] <= npoints:
+        return points
+    return gather_points(points, furthest_point_sample(points, npoints))
 
 
 class Compose:

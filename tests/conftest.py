@@ -68,7 +68,7 @@ def write_tiny_config(folder, data_root, model=None, **top):
     cfg = deep_merge({k: v for k, v in paper.items() if k not in ('dataset', 'model')}, TINY_TOP)
     cfg = deep_merge(cfg, top)
     cfg['model'] = tiny_model_config(**(model or {}))
-    cfg['dataset'] = {'train': shapenet_entry(data_root, 'train', cfg['npoints'])}
+    cfg['dataset'] = {'train': shapenet_entry(data_root, 'train', cfg['npoints']), **cfg.get('dataset', {})}
     path = os.path.join(folder, 'cfgs', 'pretrain_tiny.yaml')
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'w') as f:

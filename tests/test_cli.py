@@ -70,3 +70,24 @@ def test_main_exits_with_one_line_reason(files):
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ['main.py: error: --test needs --ckpts <checkpoint to evaluate>']
+
+
+# ------------------------------------------------------------------------------ trainpartseg.py
+
+def test_trainpartseg_flags_config_and_contradictions(tmp_path):
+    import trainpartseg
+    root = tmp_path / 'parts'
+    root.mkdir()
+    cfg = tmp_path / 'seg.yaml'
+    cfg.write_text('learning_rate: 0.001\nepoch: 20\nwarmup_epoch: 2\n')
+    args = trainpartseg.parse_args(['--root', str(root), '--config', str(cfg), '--epoch', '30'])
+    assert (args.learning_rate, args.epoch, args.warmup_epoch, args.npoint) == (0.001, 30, 2, 2048)
+    assert trainpartseg.contradiction(args) is None
+    args.test = True
+    assert '--test needs --ckpts' in trainpartseg.contradiction(args)
+    cfg.write_text('learning_rat: 0.001\n')
+    with pytest.raises(SystemExit):
+        trainpartseg.parse_args(['--root', str(root), '--config', str(cfg)])
+    proc = subprocess.run([sys.executable, 'trainpartseg.py', '--root', str(tmp_path / 'absent')],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and 'no such folder' in proc.stderr

@@ -285,3 +285,23 @@ def test_a_non_finite_streak_stops_the_run_and_keeps_the_last_checkpoint(tiny_co
     ckpt = load_checkpoint(os.path.join(path, 'ckpt-last.pth'))
     assert ckpt['epoch'] == 1
     assert all(torch.isfinite(v).all() for v in ckpt['base_model'].values() if v.is_floating_point())
+
+
+# ------------------------------------------------------------------------------ 5. validation
+
+def test_validation_loss_every_val_freq_epochs_is_seeded(tmp_path, demo_root, torch_globals):
+    """With a ``val`` split the epoch records carry ``val_*`` terms every ``--val_freq`` epochs
+    (and at the last one); masks come from ``--seed``, so two runs give the same numbers."""
+    from conftest import shapenet_entry
+    config = write_tiny_config(str(tmp_path), demo_root, max_epoch=3,
+                               dataset={'val': shapenet_entry(demo_root, 'test', 256)})
+    first = run(config, str(tmp_path / 'exps'), 'a', '--val_freq', '2')
+    second = run(config, str(tmp_path / 'exps'), 'b', '--val_freq', '2')
+    epochs = [r for r in read_metrics(first) if r['tag'] == 'epoch']
+    assert ['val_loss' in r for r in epochs] == [False, True, True]
+    val_terms = {k for k in epochs[1] if k.startswith('val_')}
+    assert val_terms == {'val_loss'} | {f'val_{t}' for t in term_names(config)}
+    assert all(math.isfinite(epochs[1][k]) for k in val_terms)
+    again = [r for r in read_metrics(second) if r['tag'] == 'epoch']
+    for k in val_terms:
+        assert epochs[2][k] == pytest.approx(again[2][k], rel=1e-5, abs=1e-6)

@@ -1,8 +1,9 @@
 """Pre-training runner: ``python main.py --config cfgs/pretrain.yaml --exp_name <name>``.
 
 Per epoch: train with per-step schedule and sync-free guarded steps (tools/engine.py),
-log every loss term, lr and samples/s (TensorBoard + metrics.jsonl), optionally probe
-the frozen encoder with a linear SVM, and write ``ckpt-last.pth`` (every epoch) and
+log every loss term, lr and samples/s (TensorBoard + metrics.jsonl), every ``--val_freq``
+epochs the loss terms on the ``val`` split (``val_*``), optionally probe the frozen encoder
+with a linear SVM, and write ``ckpt-last.pth`` (every epoch) and
 ``ckpt-epoch-XXX.pth`` (every ``ckpt_save_freq`` epochs and at the end) atomically.
 ``--resume`` restores model, optimizer, schedule, epoch and every RNG stream (each rank's
 under DDP). Epoch metrics add samples/s and ``skipped_steps`` (non-finite steps of that epoch).
@@ -61,6 +62,10 @@ class Pretrainer:
         self.stepper = TrainStepper(self.net, self.optimizer, self.scheduler, accum=config.step_per_update,
                                     grad_clip=config.get('grad_norm_clip'), amp=amp_dtype(config.amp, self.device),
                                     device=self.device, patience=config.nonfinite_patience)
+        self.val_loader = None
+        if 'val' in config.dataset:
+            self.val_loader = build_dataloader(config.dataset.val, train=False, total_bs=config.total_bs,
+                                               seed=args.seed, num_workers=args.num_workers)
         self.transforms = build_transforms(config.train_transforms)
         self.writer = MetricsWriter(args.experiment_path)
         self.start_epoch, self.best = 0, {}
@@ -73,12 +78,17 @@ class Pretrainer:
         return os.path.join(self.args.experiment_path, f'ckpt-{name}.pth')
 
     def fit(self):
+        epochs = self.config.scheduler.kwargs.get('epochs')
+        if epochs != self.config.max_epoch:
+            self.logger.warning('scheduler.kwargs.epochs (%s) differs from max_epoch (%s): the cosine schedule '
+                                'will not end with the run', epochs, self.config.max_epoch)
         self.logger.info('model: %s, %.2fM trainable parameters; %d steps per epoch',
                          self.config.model.NAME, sum(p.numel() for p in self.model.parameters()
                                                      if p.requires_grad) / 1e6, len(self.loader))
         try:
             for epoch in range(self.start_epoch, self.config.max_epoch):
                 metrics = self.train_one_epoch(epoch)
+                metrics.update(self.maybe_validate(epoch))
                 metrics.update(self.maybe_probe(epoch))
                 self.writer.write(metrics, step=epoch + 1, prefix='epoch', epoch=epoch + 1)
                 self.logger.info('epoch %d/%d %s', epoch + 1, self.config.max_epoch,
@@ -126,18 +136,39 @@ class Pretrainer:
         self.writer.write(values, step=step, prefix='train')
         bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{values['lr']:.2e}")
 
+    def due(self, epoch, freq):
+        """Every ``freq`` epochs and at the last one; never when ``freq`` is 0."""
+        return bool(freq) and ((epoch + 1) % freq == 0 or epoch + 1 == self.config.max_epoch)
+
+    @torch.no_grad()
+    def maybe_validate(self, epoch):
+        """Mean loss terms on the ``val`` split every ``--val_freq`` epochs: eval mode (no drop
+        path, BatchNorm running statistics, FPS from point 0) and masks from a generator seeded
+        with ``--seed``, so the numbers of different epochs and runs compare."""
+        if self.val_loader is None or not self.due(epoch, self.args.val_freq):
+            return {}
+        self.model.eval()
+        generator = torch.Generator(self.device).manual_seed(self.args.seed)
+        sums = MetricSums()
+        for batch in self.val_loader:
+            with self.stepper.autocast():
+                out = self.model(batch_points(batch).to(self.device, non_blocking=True), generator)
+            sums.add({'loss': out['loss'], **out['terms']})
+        self.model.train()
+        return {f'val_{name}': value for name, value in sums.means(dist.all_reduce_mean).items()}
+
     def maybe_probe(self, epoch):
         """Linear-SVM accuracy of the frozen encoder every ``svm_probe.freq`` epochs (and at the end)."""
-        freq = self.config.svm_probe.freq
-        if not freq or ((epoch + 1) % freq and epoch + 1 != self.config.max_epoch):
+        if not self.due(epoch, self.config.svm_probe.freq):
             return {}
         self.model.eval()
         feats = {}
         for split in ('svm_train', 'svm_test'):
             loader = build_dataloader(self.config.dataset[split], train=False, total_bs=self.config.total_bs,
                                       seed=self.args.seed, num_workers=self.args.num_workers)
+            npoints = self.config.dataset[split].get('npoints') or self.config.npoints
             with self.stepper.autocast():
-                feats[split] = extract_features(self.model.global_features, loader, self.device)
+                feats[split] = extract_features(self.model.global_features, loader, self.device, npoints)
         acc = linear_svm_accuracy(*feats['svm_train'], *feats['svm_test'], C=self.config.svm_probe.C,
                                   seed=self.args.seed)
         self.model.train()

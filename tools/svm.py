@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from sklearn.svm import LinearSVC
 
+from datasets.transforms import fps_downsample
 from utils import dist
 
 
@@ -18,8 +19,11 @@ def points_and_labels(batch):
 
 
 @torch.no_grad()
-def extract_features(feature_fn, loader, device):
-    """Run ``feature_fn(points (B,N,3)) -> (B,D)`` over ``loader``; returns numpy (n,D), (n,).
+def extract_features(feature_fn, loader, device, npoints):
+    """Run ``feature_fn(points (B,npoints,3)) -> (B,D)`` over ``loader``; returns numpy (n,D), (n,).
+
+    Clouds with more than ``npoints`` points are brought to ``npoints`` by farthest point
+    sampling from point 0 (ModelNet's cache stores 8192 FPS-ordered points per shape).
 
     Under DDP each rank extracts its shard and the shards are gathered, so every rank
     returns the whole set (a DistributedSampler may pad a few duplicates: harmless for a probe).
@@ -27,7 +31,8 @@ def extract_features(feature_fn, loader, device):
     feats, labels = [], []
     for batch in loader:
         points, label = points_and_labels(batch)
-        feats.append(feature_fn(points.to(device, non_blocking=True)).float())
+        points = fps_downsample(points.to(device, non_blocking=True), npoints)
+        feats.append(feature_fn(points).float())
         labels.append(label.to(device))
     feats, labels = torch.cat(feats), torch.cat(labels)
     if dist.is_dist():
