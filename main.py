@@ -64,6 +64,7 @@ def main(argv=None):
                 args.experiment_path, args.device, dist.get_world_size())
     try:
         importlib.import_module(RUNNERS[args.mode]).run(args, config, logger)
+        dist.barrier()  # ranks leave together: a rank tearing gloo down while rank 0 still saves aborts
     finally:
         dist.cleanup_distributed()
 

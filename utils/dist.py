@@ -41,6 +41,12 @@ def init_distributed(launcher, device_type):
     return local_rank
 
 
+def barrier():
+    """Wait for every rank (no-op without DDP)."""
+    if is_dist():
+        dist.barrier()
+
+
 def cleanup_distributed():
     if is_dist():
         dist.destroy_process_group()
