@@ -9,14 +9,19 @@ import sys
 
 import torch
 
+from datasets.files import DatasetError
 from tools.config_check import validate_config
+from tools.engine import NonFiniteLossError
 from utils import dist
+from utils.checkpoint import CheckpointError
 from utils.config import ConfigError, load_config, save_config
 from utils.logger import get_logger
 from utils.misc import seed_everything
 from utils.parser import parse_args
 
 RUNNERS = {'pretrain': 'tools.runner_pretrain'}
+# Errors about the user's input or run: a one-line message (also in log.txt), no traceback.
+USER_ERRORS = (ConfigError, DatasetError, CheckpointError, NonFiniteLossError)
 
 
 def resolve_device(flag):
@@ -65,6 +70,9 @@ def main(argv=None):
     try:
         importlib.import_module(RUNNERS[args.mode]).run(args, config, logger)
         dist.barrier()  # ranks leave together: a rank tearing gloo down while rank 0 still saves aborts
+    except USER_ERRORS as e:
+        logger.error('%s: %s', type(e).__name__, e)
+        raise SystemExit(f'main.py: error: {e}') from None
     finally:
         dist.cleanup_distributed()
 

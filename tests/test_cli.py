@@ -91,3 +91,16 @@ def test_trainpartseg_flags_config_and_contradictions(tmp_path):
     proc = subprocess.run([sys.executable, 'trainpartseg.py', '--root', str(tmp_path / 'absent')],
                           cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and 'no such folder' in proc.stderr
+
+
+def test_missing_dataset_folder_is_a_one_line_error(tmp_path):
+    cfg = tmp_path / 'cfgs' / 'pre.yaml'
+    cfg.parent.mkdir()
+    cfg.write_text(f'_base_: {ROOT}/cfgs/pretrain.yaml\n'
+                   f'dataset:\n  train: {{DATA_PATH: {tmp_path}/absent, PC_PATH: {tmp_path}/absent}}\n')
+    proc = subprocess.run([sys.executable, 'main.py', '--config', str(cfg), '--exp', str(tmp_path / 'exps'),
+                           '--device', 'cpu'], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("main.py: error: DATA_PATH=") and 'make_demo_data.py' in last
+    assert 'Traceback' not in proc.stderr
