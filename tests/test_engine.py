@@ -1,8 +1,8 @@
-"""TrainStepper: accumulation, clipping, the sync-free non-finite guard; MetricSums."""
+"""TrainStepper: accumulation, clipping, the sync-free non-finite guard, epochs."""
 import pytest
 import torch
 
-from tools.engine import MetricSums, NonFiniteLossError, TrainStepper, amp_dtype
+from tools.engine import NonFiniteLossError, TrainStepper, amp_dtype
 from tools.optim import build_optimizer, build_scheduler
 
 OPT = {'type': 'AdamW', 'kwargs': {'lr': 1e-2, 'weight_decay': 0.05}}
@@ -73,16 +73,6 @@ def test_amp_setting():
     assert amp_dtype(False, torch.device('cuda')) is None
     with pytest.raises(ValueError, match='amp'):
         amp_dtype('fp16', torch.device('cpu'))
-
-
-def test_metric_sums_mean_and_reset():
-    sums = MetricSums()
-    sums.add({'a': torch.tensor(1.0), 'b': torch.tensor(4.0)})
-    sums.add({'a': torch.tensor(3.0), 'b': torch.tensor(0.0)})
-    assert sums.means() == {'a': 2.0, 'b': 2.0}
-    assert sums.means(reduce=lambda t: t * 2) == {'a': 4.0, 'b': 4.0}
-    sums.reset()
-    assert sums.means() == {}
 
 
 def test_accumulation_does_not_span_epochs():

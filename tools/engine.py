@@ -90,29 +90,3 @@ class TrainStepper:
                 f'stopping. Lower the learning rate (optimizer.kwargs.lr), set grad_norm_clip, or '
                 f'disable amp; the last checkpoint is intact.')
         return int(self.skipped.item())
-
-
-class MetricSums:
-    """Running sums of scalar tensors kept on the device; read (one sync) only when logging."""
-
-    def __init__(self):
-        self.sums, self.count = {}, 0
-
-    def add(self, values):
-        for name, value in values.items():
-            value = value.detach().float()
-            self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
-        self.count += 1
-
-    def means(self, reduce=None):
-        """Mean of each name since the last reset, reduced across ranks by ``reduce`` (a function)."""
-        if not self.sums:
-            return {}
-        names = list(self.sums)
-        stacked = torch.stack([self.sums[n] for n in names]) / max(self.count, 1)
-        if reduce is not None:
-            stacked = reduce(stacked)
-        return dict(zip(names, stacked.tolist()))
-
-    def reset(self):
-        self.sums, self.count = {}, 0

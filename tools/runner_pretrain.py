@@ -18,12 +18,13 @@ from tqdm import tqdm
 from datasets import build_dataloader
 from datasets.transforms import build_transforms
 from models import build_model
-from tools.engine import MetricSums, TrainStepper, amp_dtype
+from tools.engine import TrainStepper, amp_dtype
 from tools.optim import build_optimizer, build_scheduler
 from tools.svm import extract_features, linear_svm_accuracy
 from utils import dist
 from utils.checkpoint import load_pretrained, make_checkpoint, resume_state, save_checkpoint
 from utils.logger import MetricsWriter
+from utils.meters import AverageMeter, reduce_meter
 from utils.misc import rng_state_all_ranks
 
 
@@ -97,11 +98,16 @@ class Pretrainer:
         finally:  # also on an interruption or a non-finite stop: flush metrics.jsonl and TensorBoard
             self.writer.close()
 
+    def new_meter(self):
+        """Running means of the total and every active term, kept on the device (no host read
+        until ``reduce_meter``, which sums over ranks and reads once)."""
+        return AverageMeter(['loss', *self.model.term_weights])
+
     def train_one_epoch(self, epoch):
         self.net.train()
         self.loader.set_epoch(epoch)
         self.stepper.start_epoch()
-        log_sums, epoch_sums = MetricSums(), MetricSums()
+        log_sums, epoch_sums = self.new_meter(), self.new_meter()
         steps = len(self.loader)
         skipped_before = self.stepper.check()
         start = last_log = time.perf_counter()
@@ -114,14 +120,14 @@ class Pretrainer:
                 out = self.net(points)
             self.stepper.backward(out['loss'])
             values = {'loss': out['loss'], **out['terms']}
-            log_sums.add(values)
-            epoch_sums.add(values)
+            log_sums.update(values)
+            epoch_sums.update(values)
             samples += points.shape[0] * dist.get_world_size()
             if (i + 1) % self.config.log_freq == 0 or i + 1 == steps:
                 now = time.perf_counter()
                 self.log_step(log_sums, epoch * steps + i + 1, samples / (now - last_log), bar)
                 samples, last_log = 0, time.perf_counter()
-        metrics = epoch_sums.means(dist.all_reduce_mean)
+        metrics = reduce_meter(epoch_sums).avg
         elapsed = time.perf_counter() - start
         metrics.update(lr=self.scheduler.get_last_lr()[0], epoch_time_s=elapsed,
                        samples_per_s=steps * self.loader.batch_size * dist.get_world_size() / elapsed,
@@ -129,7 +135,7 @@ class Pretrainer:
         return metrics
 
     def log_step(self, sums, step, samples_per_s, bar):
-        values = sums.means(dist.all_reduce_mean)
+        values = reduce_meter(sums).avg
         sums.reset()
         self.stepper.check()
         values.update(lr=self.scheduler.get_last_lr()[0], samples_per_s=samples_per_s)
@@ -149,13 +155,13 @@ class Pretrainer:
             return {}
         self.model.eval()
         generator = torch.Generator(self.device).manual_seed(self.args.seed)
-        sums = MetricSums()
+        sums = self.new_meter()
         for batch in self.val_loader:
             with self.stepper.autocast():
                 out = self.model(batch_points(batch).to(self.device, non_blocking=True), generator)
-            sums.add({'loss': out['loss'], **out['terms']})
+            sums.update({'loss': out['loss'], **out['terms']})
         self.model.train()
-        return {f'val_{name}': value for name, value in sums.means(dist.all_reduce_mean).items()}
+        return {f'val_{name}': value for name, value in reduce_meter(sums).avg.items()}
 
     def maybe_probe(self, epoch):
         """Linear-SVM accuracy of the frozen encoder every ``svm_probe.freq`` epochs (and at the end)."""
