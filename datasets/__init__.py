@@ -2,8 +2,9 @@
 
 Public API: ``DATASETS`` (registry of NAMEs), ``check_dataset_config(entry, where)``,
 ``build_dataset(entry)``, ``build_dataloader(entry, *, train, total_bs, seed, num_workers)``,
-``DatasetError``; transforms in ``datasets.transforms``.
+``unpack_batch(batch)``, ``DatasetError``; transforms in ``datasets.transforms``.
 """
-from datasets.build import DATASETS, EpochLoader, build_dataloader, build_dataset, check_dataset_config  # noqa: F401
+from datasets.build import (DATASETS, EpochLoader, build_dataloader, build_dataset,  # noqa: F401
+                            check_dataset_config, unpack_batch)
 from datasets.files import DatasetError  # noqa: F401
 from datasets import modelnet, modelnet_fewshot, scanobjectnn, shapenet55, shapenetpart  # noqa: F401  (register NAMEs)

@@ -41,6 +41,18 @@ def build_dataset(entry, where='dataset'):
     return DATASETS.get(cfg.NAME)(cfg)
 
 
+def unpack_batch(batch):
+    """A collated batch of any loader -> (points (B,N,C), labels (B,) or None).
+
+    ShapeNet: ``(taxonomy_ids, model_ids, points)``; classification sets:
+    ``(name, 'sample', (points, labels))``.
+    """
+    data = batch[2]
+    if isinstance(data, (list, tuple)):
+        return data[0], data[1].reshape(-1)
+    return data, None
+
+
 def per_rank_batch_size(total_bs, world_size):
     """``total_bs`` split evenly over ranks; an error if it does not divide."""
     if total_bs < world_size or total_bs % world_size:

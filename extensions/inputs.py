@@ -60,8 +60,10 @@ def start_indices(start_idx, B, N, device):
     An int is range-checked; a tensor is not (reading its values would be a host read, a
     device sync on GPU, inside every training step): out-of-range values fail in the op.
     """
-    if isinstance(start_idx, int) and not 0 <= start_idx < N:
-        raise ValueError(f'start_idx must be in [0, {N}), got {start_idx}')
+    if isinstance(start_idx, int):
+        if not 0 <= start_idx < N:
+            raise ValueError(f'start_idx must be in [0, {N}), got {start_idx}')
+        return torch.full((B,), start_idx, dtype=torch.long, device=device)
     start = torch.as_tensor(start_idx)
     if start.is_floating_point() or start.dim() > 1 or start.numel() not in (1, B):
         raise ValueError(f'start_idx must be an int or a ({B},) integer tensor, '

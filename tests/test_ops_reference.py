@@ -266,3 +266,9 @@ def test_non_floating_coordinates_are_type_errors():
         ops.furthest_point_sample(torch.zeros(1, 5, 3, dtype=torch.long), 2)
     with pytest.raises(TypeError):
         ops.gather_points(torch.rand(1, 5, 3), torch.zeros(1, 2))
+
+
+def test_fps_int_start_is_built_on_the_cloud_device():
+    from extensions.inputs import start_indices
+    start = start_indices(3, 4, 10, torch.device('meta'))
+    assert start.device.type == 'meta' and start.shape == (4,) and start.dtype == torch.long

@@ -55,3 +55,9 @@ def test_scheduler_state_round_trip():
     sched2 = build_scheduler(opt2, {'type': 'CosLR', 'kwargs': {'epochs': 4, 'initial_epochs': 1}}, steps_per_epoch=3)
     sched2.load_state_dict(sched.state_dict())
     assert sched2.get_last_lr() == sched.get_last_lr()
+
+
+@pytest.mark.parametrize('kwargs', [{'fused': False}, {'foreach': True}])
+def test_non_fused_optimizers_are_refused(kwargs):
+    with pytest.raises(ConfigError, match='fused implementation is required'):
+        build_optimizer(Tiny(), {'type': 'AdamW', 'kwargs': {'lr': 1e-3, **kwargs}})

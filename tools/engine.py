@@ -4,13 +4,16 @@
 clipping, the non-finite guard, the optimizer and the per-step schedule. The guard
 uses the contract fused optimizers share with ``GradScaler``: the optimizer reads a
 ``found_inf`` tensor and skips the update on the device when it is non-zero, so a NaN
-loss never reaches the weights and no ``.item()`` is needed inside the step. The
+loss never reaches the weights and no ``.item()`` is needed inside the step (under DDP the
+flag is max-reduced over ranks on the device, so every rank skips the same steps). The
 streak of skipped steps is read only when the runner logs (``check``).
 """
 import contextlib
 import math
 
 import torch
+
+from utils.dist import all_reduce_max
 
 
 class NonFiniteLossError(RuntimeError):
@@ -72,7 +75,7 @@ class TrainStepper:
     def _update(self, loss):
         max_norm = self.grad_clip if self.grad_clip else math.inf
         norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True)
-        found = (~(torch.isfinite(norm) & torch.isfinite(loss.detach()))).float()
+        found = all_reduce_max((~(torch.isfinite(norm) & torch.isfinite(loss.detach()))).float())
         self.optimizer.grad_scale, self.optimizer.found_inf = None, found
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)

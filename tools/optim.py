@@ -36,7 +36,11 @@ def _check_kwargs(fn, kwargs, where):
 def check_optimizer_config(cfg, where='optimizer'):
     if cfg.get('type') not in OPTIMIZERS:
         raise ConfigError(f'{where}.type: ' + unknown_name_message('optimizer', cfg.get('type'), OPTIMIZERS))
-    _check_kwargs(OPTIMIZERS[cfg['type']], cfg.get('kwargs') or {}, f'{where}.kwargs')
+    kwargs = cfg.get('kwargs') or {}
+    _check_kwargs(OPTIMIZERS[cfg['type']], kwargs, f'{where}.kwargs')
+    if kwargs.get('fused', True) is not True or kwargs.get('foreach'):
+        raise ConfigError(f'{where}.kwargs: the fused implementation is required (the training step skips '
+                          f'non-finite updates on the device through it); remove fused/foreach')
 
 
 def check_scheduler_config(cfg, where='scheduler'):

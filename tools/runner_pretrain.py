@@ -15,7 +15,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from datasets import build_dataloader
+from datasets import build_dataloader, unpack_batch
 from datasets.transforms import build_transforms
 from models import build_model
 from tools.engine import TrainStepper, amp_dtype
@@ -26,12 +26,6 @@ from utils.checkpoint import load_pretrained, make_checkpoint, resume_state, sav
 from utils.logger import MetricsWriter
 from utils.meters import AverageMeter, reduce_meter
 from utils.misc import rng_state_all_ranks
-
-
-def batch_points(batch):
-    """Points (B,N,3) of a ShapeNet ``(taxonomy, model_id, points)`` or ModelNet batch."""
-    data = batch[2]
-    return data[0] if isinstance(data, (list, tuple)) else data
 
 
 def wrap_model(model, args, config):
@@ -51,8 +45,9 @@ class Pretrainer:
     def __init__(self, args, config, logger):
         self.args, self.config, self.logger = args, config, logger
         self.device = args.device
+        self.pin = self.device.type == 'cuda'  # pinned host memory: the copies to the GPU do not block
         self.loader = build_dataloader(config.dataset.train, train=True, total_bs=config.total_bs,
-                                       seed=args.seed, num_workers=args.num_workers)
+                                       seed=args.seed, num_workers=args.num_workers, pin_memory=self.pin)
         self.model = build_model(config.model).to(self.device)
         if args.start_ckpts:
             load_pretrained(self.model, args.start_ckpts, logger=logger)
@@ -66,7 +61,7 @@ class Pretrainer:
         self.val_loader = None
         if 'val' in config.dataset:
             self.val_loader = build_dataloader(config.dataset.val, train=False, total_bs=config.total_bs,
-                                               seed=args.seed, num_workers=args.num_workers)
+                                               seed=args.seed, num_workers=args.num_workers, pin_memory=self.pin)
         self.transforms = build_transforms(config.train_transforms)
         self.writer = MetricsWriter(args.experiment_path)
         self.start_epoch, self.best = 0, {}
@@ -115,7 +110,7 @@ class Pretrainer:
         bar = tqdm(self.loader, desc=f'epoch {epoch + 1}', disable=not dist.is_main_process(),
                    leave=False, dynamic_ncols=True)
         for i, batch in enumerate(bar):
-            points = self.transforms(batch_points(batch).to(self.device, non_blocking=True))
+            points = self.transforms(unpack_batch(batch)[0].to(self.device, non_blocking=True))
             with self.stepper.sync_context(), self.stepper.autocast():
                 out = self.net(points)
             self.stepper.backward(out['loss'])
@@ -158,7 +153,7 @@ class Pretrainer:
         sums = self.new_meter()
         for batch in self.val_loader:
             with self.stepper.autocast():
-                out = self.model(batch_points(batch).to(self.device, non_blocking=True), generator)
+                out = self.model(unpack_batch(batch)[0].to(self.device, non_blocking=True), generator)
             sums.update({'loss': out['loss'], **out['terms']})
         self.model.train()
         return {f'val_{name}': value for name, value in reduce_meter(sums).avg.items()}

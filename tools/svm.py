@@ -8,14 +8,9 @@ import numpy as np
 import torch
 from sklearn.svm import LinearSVC
 
+from datasets import unpack_batch
 from datasets.transforms import fps_downsample
 from utils import dist
-
-
-def points_and_labels(batch):
-    """ModelNet-style batch ``('ModelNet', 'sample', (points (B,N,3), label (B,) or (B,1)))``."""
-    points, labels = batch[2]
-    return points, labels.reshape(-1)
 
 
 @torch.no_grad()
@@ -30,7 +25,7 @@ def extract_features(feature_fn, loader, device, npoints):
     """
     feats, labels = [], []
     for batch in loader:
-        points, label = points_and_labels(batch)
+        points, label = unpack_batch(batch)
         points = fps_downsample(points.to(device, non_blocking=True), npoints)
         feats.append(feature_fn(points).float())
         labels.append(label.to(device))

@@ -70,6 +70,15 @@ def all_reduce_sum(tensor):
     return out
 
 
+def all_reduce_max(tensor):
+    """Maximum of ``tensor`` over ranks (returns a new tensor; identity without DDP)."""
+    if not is_dist():
+        return tensor
+    out = tensor.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.MAX)
+    return out
+
+
 def all_gather_cat(tensor):
     """Concatenate ``tensor`` along dim 0 over ranks, keeping the gradient of the local part.
 
