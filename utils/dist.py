@@ -1,4 +1,5 @@
 """torchrun-native distributed helpers: state from the environment, NCCL on GPU, gloo on CPU."""
+import gc
 import os
 
 import torch
@@ -48,7 +49,11 @@ def barrier():
 
 
 def cleanup_distributed():
+    """Free what still holds the process group (a DDP reducer, pending work) while the
+    interpreter is fully alive, then destroy the group: gloo threads outliving interpreter
+    finalisation abort the process."""
     if is_dist():
+        gc.collect()
         dist.destroy_process_group()
 
 
