@@ -1,15 +1,16 @@
-"""Reading dataset files with errors that name the file, and writing files atomically.
+"""Reading dataset files with errors that name the file; writes go through ``utils.io.atomic_write``.
 
 Every problem with a dataset file or folder raises ``DatasetError`` (a ``ValueError``)
 whose message names the file (or the config key and folder) and what was expected.
 """
-import contextlib
 import json
 import os
 import pickle
 
 import h5py
 import numpy as np
+
+from utils.io import atomic_write
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_HINT = ("synthetic demo data in every supported layout is made by "
@@ -119,19 +120,6 @@ def check_finite(array, path, what='coordinates'):
     if bad.any():
         first = int(np.argwhere(bad)[0][0])
         raise DatasetError(f"{path}: {what} contain NaN or inf ({int(bad.sum())} values; first at index {first})")
-
-
-@contextlib.contextmanager
-def atomic_write(path, mode='wb'):
-    """Open a temporary file next to ``path``; rename it over ``path`` only on success."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, mode) as f:
-            yield f
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_text_rows(path, array, row_format):

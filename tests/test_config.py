@@ -87,4 +87,4 @@ def test_attribute_access_and_atomic_save(tmp_path):
     out = tmp_path / 'resolved.yaml'
     save_config(cfg, str(out))
     assert yaml.safe_load(out.read_text()) == {'model': {'NAME': 'MaskClu'}, 'transforms': [{'NAME': 'Jitter'}]}
-    assert not os.path.exists(str(out) + '.tmp')
+    assert sorted(os.listdir(tmp_path)) == ['c.yaml', 'resolved.yaml']  # no temporary file left

@@ -12,11 +12,9 @@ CPU first. A file holding other pickled objects is refused with an error naming 
 full unpickling (which can run code from the file) happens only when asked for, with
 ``trusted=True`` or the environment variable ``MASKCLU_TRUST_CHECKPOINTS=1``.
 """
-import contextlib
 import dataclasses
 import os
 import re
-import uuid
 from collections.abc import Mapping
 
 import numpy as np
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 
 from utils.dist import get_rank
+from utils.io import atomic_write
 from utils.logger import get_logger
 from utils.misc import rng_state, set_rng_state
 
@@ -61,37 +60,10 @@ class CheckpointError(RuntimeError):
 # ----------------------------------------------------------------------------- saving
 
 def save_checkpoint(state, path):
-    """Write ``state`` to ``path`` atomically (call it on the main process only).
-
-    The data go to a hidden temporary file in the same folder, are flushed and fsynced,
-    then renamed over ``path``. Any failure, including KeyboardInterrupt, removes the
-    temporary file and leaves a previous ``path`` untouched.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f'.{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp')
-    try:
-        with open(tmp, 'xb') as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder):
-    """Persist the rename itself (POSIX); silently skipped where folders cannot be opened."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Write ``state`` to ``path`` atomically (call it on the main process only): see
+    ``utils.io.atomic_write``; a failed or interrupted save leaves a previous ``path`` intact."""
+    with atomic_write(path) as f:
+        torch.save(state, f)
 
 
 def unwrap_model(model):

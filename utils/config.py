@@ -15,6 +15,7 @@ import os
 
 import yaml
 
+from utils.io import atomic_write
 from utils.registry import unknown_name_message
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -185,8 +186,6 @@ def check_keys(cfg, schema, where):
 
 
 def save_config(cfg, path):
-    """Write the resolved config as YAML, atomically (temporary file + rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, 'w') as f:
+    """Write the resolved config as YAML, atomically (``utils.io.atomic_write``)."""
+    with atomic_write(path, 'w') as f:
         yaml.safe_dump(cfg.to_dict() if isinstance(cfg, ConfigDict) else cfg, f, sort_keys=False)
-    os.replace(tmp, path)

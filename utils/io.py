@@ -1,0 +1,38 @@
+"""Atomic file writes: every checkpoint, config, cache and list the project writes goes through here."""
+import contextlib
+import os
+import uuid
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode='wb'):
+    """Yield a file object for a hidden temporary file next to ``path``; on success flush,
+    fsync and rename it over ``path`` (then fsync the folder). Any failure, KeyboardInterrupt
+    included, removes the temporary file and leaves a previous ``path`` untouched."""
+    if mode not in ('wb', 'w'):
+        raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f'.{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp')
+    try:
+        with open(tmp, mode.replace('w', 'x')) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder):
+    """Persist the rename itself (POSIX); silently skipped where folders cannot be opened."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
