@@ -82,3 +82,15 @@ def test_accumulation_does_not_span_epochs():
     stepper.start_epoch()
     assert model.weight.grad is None and stepper.micro == 0
     assert not stepper.backward(loss_of(model, torch.randn(4, 3)))
+
+
+def test_grad_norm_without_clip_leaves_gradients_untouched():
+    from tools.engine import grad_norm
+    model, _ = make()
+    loss_of(model, torch.randn(4, 3)).backward()
+    params = list(model.parameters())
+    before = [p.grad.clone() for p in params]
+    expected = torch.linalg.vector_norm(torch.cat([g.flatten() for g in before]))
+    torch.testing.assert_close(grad_norm(params), expected, rtol=1e-6, atol=0)
+    for a, p in zip(before, params):
+        assert torch.equal(a, p.grad)

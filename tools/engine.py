@@ -9,7 +9,6 @@ flag is max-reduced over ranks on the device, so every rank skips the same steps
 streak of skipped steps is read only when the runner logs (``check``).
 """
 import contextlib
-import math
 
 import torch
 
@@ -32,6 +31,15 @@ def amp_dtype(setting, device):
     if setting in (True, 'bf16'):
         return torch.bfloat16
     raise ValueError(f"amp: expected auto, bf16 or false, got {setting!r}")
+
+
+def grad_norm(params, clip=None):
+    """Total gradient 2-norm as a device tensor; with ``clip`` the gradients are also scaled to
+    at most that norm. Without one nothing is rescaled (no extra pass over the gradients)."""
+    if clip:
+        return torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+    grads = [p.grad for p in params if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
 
 class TrainStepper:
@@ -73,8 +81,7 @@ class TrainStepper:
         return True
 
     def _update(self, loss):
-        max_norm = self.grad_clip if self.grad_clip else math.inf
-        norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True)
+        norm = grad_norm(self.params, self.grad_clip)
         found = all_reduce_max((~(torch.isfinite(norm) & torch.isfinite(loss.detach()))).float())
         self.optimizer.grad_scale, self.optimizer.found_inf = None, found
         self.optimizer.step()

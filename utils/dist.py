@@ -57,31 +57,28 @@ def cleanup_distributed():
         dist.destroy_process_group()
 
 
-def all_reduce_mean(tensor):
-    """Mean of ``tensor`` over ranks (returns a new tensor; identity without DDP)."""
+def _all_reduce(tensor, op):
+    """``op`` over ranks into a new tensor (the input is untouched); identity without DDP."""
     if not is_dist():
         return tensor
     out = tensor.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out / get_world_size()
+    dist.all_reduce(out, op=op)
+    return out
+
+
+def all_reduce_mean(tensor):
+    """Mean of ``tensor`` over ranks."""
+    return _all_reduce(tensor, dist.ReduceOp.SUM) / get_world_size()
 
 
 def all_reduce_sum(tensor):
-    """Sum of ``tensor`` over ranks (returns a new tensor; identity without DDP)."""
-    if not is_dist():
-        return tensor
-    out = tensor.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out
+    """Sum of ``tensor`` over ranks."""
+    return _all_reduce(tensor, dist.ReduceOp.SUM)
 
 
 def all_reduce_max(tensor):
-    """Maximum of ``tensor`` over ranks (returns a new tensor; identity without DDP)."""
-    if not is_dist():
-        return tensor
-    out = tensor.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.MAX)
-    return out
+    """Maximum of ``tensor`` over ranks (the non-finite flag of the training step)."""
+    return _all_reduce(tensor, dist.ReduceOp.MAX)
 
 
 def all_gather_cat(tensor):
