@@ -13,6 +13,7 @@ from models.decoder import TransformerDecoder
 from models.encoder import PointEncoder
 from models.losses import (AssignLoss, CenterLoss, ClusterHead, ConCluGlobalLoss, ReconstructionLoss,
                            ReleasedGlobalLoss, soft_centers)
+from models.losses.assign import pairwise_sq_dist
 from models.masking import make_mask, num_masked
 from models.pos_embed import mlp_pos_embed, sincos_pos_embed
 from models.weight_init import init_vit_weights
@@ -228,11 +229,13 @@ class MaskClu(nn.Module):
         h, x = torch.cat([x_vis, x_mask], dim=1), torch.cat([center_vis, center_mask], dim=1)
         logits = self.cluster_head(h, x)
         centers = soft_centers(F.softmax(logits.float(), dim=-1), x)
+        sq_dist = pairwise_sq_dist(x.float(), centers)  # (B, G, P), shared by both terms
         terms = {}
         if self.assign_loss is not None:
-            terms['assign'] = self.assign_loss(logits, x, centers, num_visible=x_vis.shape[1])
+            terms['assign'] = self.assign_loss(logits, x, centers, num_visible=x_vis.shape[1],
+                                               sq_dist=sq_dist.detach())
         if self.center_loss is not None:
-            terms['center'] = self.center_loss(x, centers, num_views=self.views)
+            terms['center'] = self.center_loss(x, centers, num_views=self.views, sq_dist=sq_dist)
         return terms
 
     def global_terms(self, cls, x_vis, x_mask, target):

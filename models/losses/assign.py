@@ -103,11 +103,13 @@ class AssignLoss(nn.Module):
         self.tau_s, self.eps, self.iters, self.tol, self.patches = tau_s, eps, iters, tol, patches
 
     @torch.no_grad()
-    def targets(self, x, centers):
-        """x (B, G, 3), centers (B, P, 3) -> Sinkhorn targets T (B, G, P), no gradient."""
-        dist = pairwise_sq_dist(x.float(), centers.float()).sqrt()
-        return sinkhorn(-dist / self.tau_s, self.eps, self.iters, self.tol)
+    def targets(self, x, centers, sq_dist=None):
+        """x (B, G, 3), centers (B, P, 3) -> Sinkhorn targets T (B, G, P), no gradient.
+        ``sq_dist`` (B, G, P): the squared distances when the caller already has them."""
+        if sq_dist is None:
+            sq_dist = pairwise_sq_dist(x.float(), centers.float())
+        return sinkhorn(-sq_dist.float().sqrt() / self.tau_s, self.eps, self.iters, self.tol)
 
-    def forward(self, logits, x, centers, num_visible=0):
-        ce = -(self.targets(x, centers) * F.log_softmax(logits.float(), dim=-1)).sum(-1)
+    def forward(self, logits, x, centers, num_visible=0, sq_dist=None):
+        ce = -(self.targets(x, centers, sq_dist) * F.log_softmax(logits.float(), dim=-1)).sum(-1)
         return ce[:, num_visible:].mean() if self.patches == 'masked' else ce.mean()

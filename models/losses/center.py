@@ -23,8 +23,9 @@ class CenterLoss(nn.Module):
     def welsch(self, r):
         return 1 - torch.exp(-r / (2 * self.sigma ** 2))
 
-    def forward(self, x, centers, num_views=1):
-        r = pairwise_sq_dist(x, centers).amin(dim=-1)
+    def forward(self, x, centers, num_views=1, sq_dist=None):
+        """``sq_dist`` (B, G, P): ||X_i - c_p||^2 when the caller already has it (with gradient)."""
+        r = (pairwise_sq_dist(x, centers) if sq_dist is None else sq_dist).amin(dim=-1)
         if self.reduction == 'mean':
             return self.welsch(r).mean()
         G, P = x.shape[1], centers.shape[1]
