@@ -2,7 +2,7 @@
 
 Public API: ``DATASETS`` (registry of NAMEs), ``check_dataset_config(entry, where)``,
 ``build_dataset(entry)``, ``build_dataloader(entry, *, train, total_bs, seed, num_workers)``,
-``unpack_batch(batch)``, ``DatasetError``; transforms in ``datasets.transforms``.
+``unpack_batch(batch)``, ``DatasetError``; transforms in ``utils.transforms``.
 """
 from datasets.build import (DATASETS, EpochLoader, build_dataloader, build_dataset,  # noqa: F401
                             check_dataset_config, unpack_batch)

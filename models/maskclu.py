@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import record_function
 
-from datasets.transforms import build_transforms, check_transforms_config
+from utils.transforms import build_transforms, check_transforms_config
 from extensions import gather_points
 from models.build import MODELS, check_choice
 from models.decoder import TransformerDecoder
@@ -55,7 +55,7 @@ class MaskClu(nn.Module):
     ``fps_random_start`` (random first FPS point in training); ``decoder_pos_embed`` sincos
     (released) | mlp (Point-MAE); ``views`` 2 (two masked views, for global ``conclu``; the
     dense terms are averaged over the views) | 1 (global ``released`` or no global term);
-    ``view_transforms`` (list of ``{NAME: <datasets.transforms NAME>, <kwargs>}``; empty, the
+    ``view_transforms`` (list of ``{NAME: <utils.transforms NAME>, <kwargs>}``; empty, the
     default: every view is the same tokenized cloud, only the masks differ; else each view is
     an independently augmented copy of the cloud, and the stacked views are tokenized at once);
     ``transformer_config`` Point-MAE's keys (mask_ratio, mask_type rand | block, trans_dim,

@@ -8,7 +8,7 @@ import contextlib
 import pytest
 import torch
 
-from datasets.transforms import build_transforms
+from utils.transforms import build_transforms
 from models import build_model
 from tests.conftest import TINY_MODEL, deep_merge
 from tools.config_check import validate_config

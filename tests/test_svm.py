@@ -6,7 +6,7 @@ import os
 import numpy as np
 import torch
 
-from datasets.transforms import fps_downsample
+from utils.transforms import fps_downsample
 from extensions import furthest_point_sample
 from tools.svm import extract_features, linear_svm_accuracy
 

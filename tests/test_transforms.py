@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from datasets.transforms import TRANSFORMS, build_transforms, check_transforms_config
+from utils.transforms import TRANSFORMS, build_transforms, check_transforms_config
 from utils.config import ConfigError
 
 B, N = 4, 200

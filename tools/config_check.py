@@ -47,7 +47,7 @@ def check_model_section(model_cfg, where):
 
 
 def check_transforms(transforms, where):
-    from datasets.transforms import check_transforms_config
+    from utils.transforms import check_transforms_config
     check_transforms_config(transforms, where)
     return transforms
 

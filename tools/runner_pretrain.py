@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from datasets import build_dataloader, unpack_batch
-from datasets.transforms import build_transforms
+from utils.transforms import build_transforms
 from models import build_model
 from tools.engine import TrainStepper, amp_dtype
 from tools.optim import build_optimizer, build_scheduler

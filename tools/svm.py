@@ -9,7 +9,7 @@ import torch
 from sklearn.svm import LinearSVC
 
 from datasets import unpack_batch
-from datasets.transforms import fps_downsample
+from utils.transforms import fps_downsample
 from utils import dist
 
 
