@@ -4,4 +4,4 @@ Importing this package registers every model in ``MODELS``; ``check_model_config
 validates a config section and ``build_model(cfg.model)`` builds it.
 """
 from models.build import MODELS, build_model, check_model_config  # noqa: F401
-from models import classifier, maskclu  # noqa: F401  (registration)
+from models import classifier, maskclu, partseg  # noqa: F401  (registration)
