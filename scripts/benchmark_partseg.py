@@ -1,0 +1,177 @@
+"""Benchmark of the part-segmentation training step at full size (B=16, 2048 points, G=128).
+
+    python scripts/benchmark_partseg.py --device cpu [--types full frozen] [--batch 16] [--repeats 5] [--json out.json]
+
+For each model ``type`` (the model section of ``cfgs/partseg.yaml`` with ``type`` set: ``full``
+fine-tuning, ``frozen`` backbone) it times a whole training step — forward (log-probabilities),
+NLL over all points, backward, AdamW — on synthetic unit-sphere clouds with random categories
+and valid part labels. The types are interleaved round-robin so machine noise hits them alike;
+the median is reported with its ratio to the first type. One more step per type gives the
+per-phase breakdown (``PhaseTimer`` of scripts/benchmark.py: patchify, embedding, encoder,
+propagation, heads, backward, optimizer). Peak memory as in scripts/benchmark.py: CUDA max
+allocated, or on CPU the peak resident set (VmHWM) of a child process that builds the model
+and runs the steps alone. ``bench_partseg`` returns the rows (scripts/benchmark.py can offer it
+as ``benchmark.py partseg``).
+"""
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+
+import torch
+from torch.profiler import record_function
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from models import build_model  # noqa: E402
+from models.partseg import nll_loss  # noqa: E402
+from scripts.benchmark import PhaseTimer, peak_rss_mb, sync, synthetic_clouds  # noqa: E402
+from tools.optim import build_optimizer  # noqa: E402
+from utils.config import load_config  # noqa: E402
+
+CONFIG = os.path.join(ROOT, 'cfgs', 'partseg.yaml')
+PHASES = ('patchify', 'embedding', 'encoder', 'propagation', 'heads', 'backward', 'optimizer')
+
+
+def synthetic_parts(batch, npoints, points, seed=0):
+    """Random categories (B,) and part labels (B, N) valid for them: the category's parts cut
+    along the points' height (y), so labels are spatially coherent like real parts."""
+    from datasets.shapenetpart_labels import PART_COUNTS
+    counts = torch.tensor(PART_COUNTS)
+    first = torch.cumsum(counts, 0) - counts
+    category = torch.randint(len(counts), (batch,), generator=torch.Generator().manual_seed(seed))
+    rank = points[..., 1].cpu().argsort(dim=1).argsort(dim=1)
+    parts = first[category][:, None] + rank * counts[category][:, None] // npoints
+    return category.to(points.device), parts.to(points.device)
+
+
+class PartSegBench:
+    """One model type's model + AdamW and a ``step()`` doing forward, NLL, backward, optimizer."""
+
+    def __init__(self, model_type, batch, device, amp=False, config=CONFIG):
+        cfg = load_config(config)
+        self.name, self.device, self.amp, self.config = model_type, device, amp, config
+        torch.manual_seed(0)
+        self.model = build_model({**cfg.model.to_dict(), 'type': model_type}).to(device).train()
+        self.optimizer = build_optimizer(self.model, {'type': 'AdamW', 'kwargs': {
+            'lr': cfg.learning_rate, 'weight_decay': cfg.weight_decay}})
+        self.points = synthetic_clouds(batch, cfg.npoint, device)
+        self.category, self.parts = synthetic_parts(batch, cfg.npoint, self.points)
+
+    def step(self):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            log_probs = self.model(self.points, self.category)
+        loss = nll_loss(log_probs, self.parts)
+        with record_function('phase/backward'):
+            loss.backward()
+        with record_function('phase/optimizer'):
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    def timed(self):
+        sync(self.device)
+        start = time.perf_counter()
+        self.step()
+        sync(self.device)
+        return time.perf_counter() - start
+
+    def phases(self):
+        """Wall milliseconds per phase of one step (``PhaseTimer``, also standing in for this
+        module's backward and optimizer ranges)."""
+        global record_function
+        timer = PhaseTimer(self.device)
+        with timer.installed():
+            outer, record_function = record_function, timer.range
+            try:
+                self.step()
+            finally:
+                record_function = outer
+        return {k: 1e3 * v for k, v in timer.totals.items()}
+
+
+def _child_peak_rss(model_type, batch, config, steps, queue):
+    bench = PartSegBench(model_type, batch, torch.device('cpu'), config=config)
+    for _ in range(steps):
+        bench.step()
+    queue.put(peak_rss_mb())
+
+
+def peak_memory_mb(bench, batch, steps=1):
+    """CUDA: max allocated during ``steps`` steps. CPU: peak RSS (MB) of a child doing the same."""
+    if bench.device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats(bench.device)
+        for _ in range(steps):
+            bench.step()
+        return torch.cuda.max_memory_allocated(bench.device) / 2**20
+    ctx = mp.get_context('spawn')
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child_peak_rss, args=(bench.name, batch, bench.config, steps, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result if proc.exitcode == 0 else float('nan')
+
+
+def bench_partseg(types=('full', 'frozen'), batch=16, device=torch.device('cpu'), repeats=5, warmup=1, amp=False,
+                  config=CONFIG):
+    """Rows {type, batch, amp_bf16, device, step_ms (median), step_ms_all, samples_per_s, phases_ms,
+    peak_mem_mb, ratio_to_first} for each model type, timed interleaved (``config``: a part-segmentation
+    config whose model section, npoint, learning_rate and weight_decay are used)."""
+    benches = [PartSegBench(t, batch, device, amp, config) for t in types]
+    for bench in benches:
+        for _ in range(warmup):
+            bench.step()
+    times = {b.name: [] for b in benches}
+    for _ in range(repeats):
+        for bench in benches:
+            times[bench.name].append(bench.timed())
+    rows = []
+    for bench in benches:
+        median = statistics.median(times[bench.name])
+        rows.append({'type': bench.name, 'batch': batch, 'amp_bf16': amp, 'device': str(device),
+                     'step_ms': 1e3 * median, 'step_ms_all': [1e3 * t for t in times[bench.name]],
+                     'samples_per_s': batch / median, 'phases_ms': bench.phases(),
+                     'peak_mem_mb': peak_memory_mb(bench, batch)})
+    for row in rows:
+        row['ratio_to_first'] = row['step_ms'] / rows[0]['step_ms']
+    return rows
+
+
+def print_table(rows):
+    head = f"{'type':<8}{'batch':>6}{'step ms':>10}{'ratio':>7}{'samples/s':>11}{'peak MB':>9}  phases ms"
+    print(head)
+    print('-' * len(head))
+    for r in rows:
+        share = ' '.join(f"{k}={r['phases_ms'][k]:.0f}" for k in PHASES if k in r['phases_ms'])
+        print(f"{r['type']:<8}{r['batch']:>6}{r['step_ms']:>10.1f}{r['ratio_to_first']:>7.2f}"
+              f"{r['samples_per_s']:>11.2f}{r['peak_mem_mb']:>9.0f}  {share}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--types', nargs='+', default=['full', 'frozen'], choices=['full', 'frozen'])
+    parser.add_argument('--batch', type=int, default=16)
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--warmup', type=int, default=1)
+    parser.add_argument('--json', default=None, help='write the numbers to this file')
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    print(f'device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}; '
+          f'cfgs/partseg.yaml model, 2048 points, G=128')
+    rows = bench_partseg(args.types, args.batch, device, args.repeats, args.warmup)
+    if device.type == 'cuda':
+        rows += bench_partseg(args.types, args.batch, device, args.repeats, args.warmup, amp=True)
+    print_table(rows)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == '__main__':
+    main()
