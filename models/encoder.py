@@ -3,10 +3,12 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 
+from models.build import check_choice
 from models.pos_embed import mlp_pos_embed
 from models.tokenizer import PatchEmbedding, PatchGrouper
 from models.transformer import TransformerEncoder
 from models.weight_init import init_vit_weights
+from utils.config import ConfigError
 
 
 class PointEncoder(nn.Module):
@@ -114,3 +116,23 @@ class PointEncoder(nn.Module):
         _, center, tokens = self.tokenize(points, generator)
         with record_function('phase/encoder'):
             return self.encode_blocks(tokens, center, after_blocks), center
+
+
+# PointEncoder arguments that downstream configs (Point-MAE's flat finetune schema) carry as keys.
+BACKBONE_ARGS = ('trans_dim', 'depth', 'num_heads', 'drop_path_rate', 'num_group', 'group_size', 'point_channels',
+                 'fps_random_start', 'cls_token')
+
+
+def check_backbone_config(cfg, where='model'):
+    """Validate the backbone keys of a downstream model's checked config: ``point_channels`` 3 | 4
+    and ``encoder_dims`` equal to ``trans_dim``; ConfigErrors name ``where`` and the key."""
+    check_choice(cfg['point_channels'], (3, 4), f'{where}.point_channels')
+    if cfg['encoder_dims'] != cfg['trans_dim']:
+        raise ConfigError(f"{where}: encoder_dims ({cfg['encoder_dims']}) must equal "
+                          f"trans_dim ({cfg['trans_dim']})")
+    return cfg
+
+
+def backbone_kwargs(cfg):
+    """``PointEncoder`` keyword arguments from a downstream config's backbone keys (those it has)."""
+    return {k: cfg[k] for k in BACKBONE_ARGS if k in cfg}

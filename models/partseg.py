@@ -17,7 +17,7 @@ from torch.profiler import record_function
 
 from extensions import interpolate_idw
 from models.build import MODELS, check_choice
-from models.encoder import PointEncoder
+from models.encoder import PointEncoder, backbone_kwargs, check_backbone_config
 from models.tokenizer import pointwise
 from utils.checkpoint import load_checkpoint, load_pretrained
 from utils.config import ConfigError, check_keys
@@ -119,9 +119,7 @@ class PartSegmentation(PointEncoder):
         """Keys checked against ``CONFIG_KEYS`` (defaults filled), choices and sizes validated."""
         cfg = check_keys(dict(config), cls.CONFIG_KEYS, where)
         check_choice(cfg['type'], ('full', 'frozen'), f'{where}.type')
-        check_choice(cfg['point_channels'], (3, 4), f'{where}.point_channels')
-        if cfg['encoder_dims'] != cfg['trans_dim']:
-            raise ConfigError(f"{where}: encoder_dims ({cfg['encoder_dims']}) must equal trans_dim ({cfg['trans_dim']})")
+        check_backbone_config(cfg, where)
         blocks = list(cfg['feature_blocks'])
         if not blocks or blocks != sorted(set(blocks)) or not 1 <= blocks[0] <= blocks[-1] <= cfg['depth']:
             raise ConfigError(f"{where}.feature_blocks: {blocks} must be increasing block numbers in "
@@ -133,10 +131,7 @@ class PartSegmentation(PointEncoder):
 
     def __init__(self, config):
         cfg = self.check_config(config)
-        super().__init__(trans_dim=cfg['trans_dim'], depth=cfg['depth'], num_heads=cfg['num_heads'],
-                         drop_path_rate=cfg['drop_path_rate'], num_group=cfg['num_group'],
-                         group_size=cfg['group_size'], point_channels=cfg['point_channels'],
-                         fps_random_start=cfg['fps_random_start'], cls_token=cfg['cls_token'])
+        super().__init__(**backbone_kwargs(cfg))
         self.config = cfg
         self.feature_blocks = tuple(cfg['feature_blocks'])
         self.num_categories, self.num_parts = cfg['num_categories'], cfg['num_parts']

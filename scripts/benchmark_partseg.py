@@ -19,17 +19,15 @@ import multiprocessing as mp
 import os
 import statistics
 import sys
-import time
 
 import torch
-from torch.profiler import record_function
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import scripts.benchmark as base  # noqa: E402
 from models import build_model  # noqa: E402
 from models.partseg import nll_loss  # noqa: E402
-from scripts.benchmark import PhaseTimer, peak_rss_mb, sync, synthetic_clouds  # noqa: E402
 from tools.optim import build_optimizer  # noqa: E402
 from utils.config import load_config  # noqa: E402
 
@@ -49,56 +47,39 @@ def synthetic_parts(batch, npoints, points, seed=0):
     return category.to(points.device), parts.to(points.device)
 
 
-class PartSegBench:
-    """One model type's model + AdamW and a ``step()`` doing forward, NLL, backward, optimizer."""
+class PartSegBench(base.StepBench):
+    """One model type's model + AdamW and a ``step()`` doing forward, NLL, backward, optimizer;
+    ``timed()`` and ``phases()`` are scripts/benchmark.py's (its ``PhaseTimer`` also stands in for
+    the ``base.record_function`` ranges of ``step``)."""
 
     def __init__(self, model_type, batch, device, amp=False, config=CONFIG):
+        # not StepBench.__init__, which builds a pre-training config by name
         cfg = load_config(config)
         self.name, self.device, self.amp, self.config = model_type, device, amp, config
         torch.manual_seed(0)
         self.model = build_model({**cfg.model.to_dict(), 'type': model_type}).to(device).train()
         self.optimizer = build_optimizer(self.model, {'type': 'AdamW', 'kwargs': {
             'lr': cfg.learning_rate, 'weight_decay': cfg.weight_decay}})
-        self.points = synthetic_clouds(batch, cfg.npoint, device)
+        self.points = base.synthetic_clouds(batch, cfg.npoint, device)
         self.category, self.parts = synthetic_parts(batch, cfg.npoint, self.points)
 
     def step(self):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             log_probs = self.model(self.points, self.category)
         loss = nll_loss(log_probs, self.parts)
-        with record_function('phase/backward'):
+        with base.record_function('phase/backward'):
             loss.backward()
-        with record_function('phase/optimizer'):
+        with base.record_function('phase/optimizer'):
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
         return loss
-
-    def timed(self):
-        sync(self.device)
-        start = time.perf_counter()
-        self.step()
-        sync(self.device)
-        return time.perf_counter() - start
-
-    def phases(self):
-        """Wall milliseconds per phase of one step (``PhaseTimer``, also standing in for this
-        module's backward and optimizer ranges)."""
-        global record_function
-        timer = PhaseTimer(self.device)
-        with timer.installed():
-            outer, record_function = record_function, timer.range
-            try:
-                self.step()
-            finally:
-                record_function = outer
-        return {k: 1e3 * v for k, v in timer.totals.items()}
 
 
 def _child_peak_rss(model_type, batch, config, steps, queue):
     bench = PartSegBench(model_type, batch, torch.device('cpu'), config=config)
     for _ in range(steps):
         bench.step()
-    queue.put(peak_rss_mb())
+    queue.put(base.peak_rss_mb())
 
 
 def peak_memory_mb(bench, batch, steps=1):
@@ -135,7 +116,7 @@ def bench_partseg(types=('full', 'frozen'), batch=16, device=torch.device('cpu')
         median = statistics.median(times[bench.name])
         rows.append({'type': bench.name, 'batch': batch, 'amp_bf16': amp, 'device': str(device),
                      'step_ms': 1e3 * median, 'step_ms_all': [1e3 * t for t in times[bench.name]],
-                     'samples_per_s': batch / median, 'phases_ms': bench.phases(),
+                     'samples_per_s': batch / median, 'phases_ms': bench.phases(steps=1),
                      'peak_mem_mb': peak_memory_mb(bench, batch)})
     for row in rows:
         row['ratio_to_first'] = row['step_ms'] / rows[0]['step_ms']

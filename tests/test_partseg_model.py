@@ -50,7 +50,8 @@ def test_registered_and_outputs_log_probabilities():
     assert out.shape == (4, 256, 50) and out.dtype == torch.float32
     torch.testing.assert_close(out.exp().sum(-1), torch.ones(4, 256), rtol=0, atol=1e-5)
     uniform = torch.full((2, 5, 50), -np.log(50.0))
-    torch.testing.assert_close(nll_loss(uniform, torch.zeros(2, 5, dtype=torch.long)), torch.tensor(np.log(50.0)).float())
+    loss = nll_loss(uniform, torch.zeros(2, 5, dtype=torch.long))
+    torch.testing.assert_close(loss, torch.tensor(np.log(50.0)).float())
 
 
 @pytest.mark.parametrize('over', [{}, {'point_channels': 3}, {'cls_token': True}, {'fps_random_start': True}])
@@ -232,6 +233,19 @@ def test_our_pretraining_checkpoint_loads_the_encoder(tmp_path):
     assert_encoder_loaded(model, state, 'MAE_encoder.')
     with_cls = tiny(cls_token=True).load_encoder({'base_model': state}, LOG)
     assert with_cls.unexpected == [] and groups(with_cls.missing) == HEAD_GROUPS
+
+
+def test_released_maskclu_names_load_only_the_encoder():
+    """The released MaskClu model keeps a second, top-level ``norm`` beside ``MAE_encoder.norm``
+    (and its cut-pool head): only the encoder's may reach the segmentation backbone."""
+    state = maskclu_pretraining_state()
+    released = {**{f'module.{k}': v for k, v in state.items() if k.startswith('MAE_encoder.')},
+                'module.norm.weight': torch.full((32,), 7.0), 'module.norm.bias': torch.full((32,), 7.0),
+                'module.cut_pool.proj.weight': torch.zeros(8, 32), 'module.mask_token': torch.zeros(1, 1, 32)}
+    model = tiny()
+    report = model.load_encoder({'base_model': released}, LOG)
+    assert report.unexpected == ['cls_token', 'cls_pos'] and groups(report.missing) == HEAD_GROUPS
+    torch.testing.assert_close(model.norm.weight, state['MAE_encoder.norm.weight'], rtol=0, atol=0)
 
 
 def test_point_mae_and_point_bert_names_load_the_encoder():
