@@ -81,7 +81,7 @@ class FeaturePropagation(nn.Module):
 class PartSegmentation(PointEncoder):
     """Part segmentation model (method.md section 3).
 
-    ``forward(points (B, N, 3), category (B,) int64, generator=None)`` -> log-probabilities
+    ``forward(points (B, N, 3), category (B,) int64, generator=None)`` -> log-probabilities (at least float32)
     (B, N, num_parts) over all parts (train with ``nll_loss``; evaluation restricts the argmax
     to the category's parts, ``utils.seg_metrics``). Steps: backbone on all G patches (no
     masking); features after ``feature_blocks`` (4, 8, 12), each through the final LayerNorm,
@@ -199,7 +199,8 @@ class PartSegmentation(PointEncoder):
             x = F.linear(per_point, weight[:, :width]) + F.linear(shape, weight[:, width:], self.convs1.bias)[:, None]
             x = self.dp1(F.relu(batch_norm_last(self.bns1, x)))
             x = F.relu(batch_norm_last(self.bns2, pointwise(self.convs2, x)))
-            return F.log_softmax(pointwise(self.convs3, x), dim=-1)
+            logits = pointwise(self.convs3, x)
+            return F.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
 
 
 def nll_loss(log_probs, parts):

@@ -64,6 +64,13 @@ def test_every_parameter_gets_a_finite_gradient(over):
     assert not missing, f'parameters without a nonzero finite gradient: {missing}'
 
 
+def test_bf16_autocast_gives_float32_log_probabilities():
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = tiny()(clouds(), CATEGORY)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out.exp().sum(-1), torch.ones(4, 256), rtol=0, atol=1e-5)
+
+
 def test_category_changes_the_prediction_and_eval_is_deterministic():
     model = tiny().eval()
     points = clouds()
