@@ -185,7 +185,6 @@ class PartSegmentation(PointEncoder):
 
     # ------------------------------------------------------------------ forward
     def forward(self, points, category, generator=None):
-        B, N, _ = points.shape
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             features, center = patch_features(self, points, self.feature_blocks, generator)
         with record_function('phase/propagation'):
@@ -205,4 +204,4 @@ class PartSegmentation(PointEncoder):
 
 def nll_loss(log_probs, parts):
     """Mean negative log-likelihood over all points: log_probs (B, N, P), parts (B, N) int64 -> scalar."""
-    return F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]).float(), parts.reshape(-1))
+    return F.nll_loss(log_probs.reshape(-1, log_probs.shape[-1]), parts.reshape(-1))
