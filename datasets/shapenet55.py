@@ -31,7 +31,15 @@ def split_name(name):
 
 @DATASETS.register('ShapeNet')
 class ShapeNet(PointCloudDataset):
-    """ShapeNet-55 clouds. ``N_POINTS`` is the stored count (kept for Point-MAE configs)."""
+    """ShapeNet-55 clouds. ``N_POINTS`` is the stored count (kept for Point-MAE configs).
+
+    ``whole: true`` lists the test clouds, then the train clouds, in the order of Point-MAE's
+    and the released MaskClu's loaders (they prepend test.txt), so a seed draws the same
+    clouds as there.
+    """
+
+    def subsets(self):
+        return ('test', 'train') if self.cfg.get('whole') else super().subsets()
     CONFIG_KEYS = {**SPLIT_KEYS, 'DATA_PATH': 'data/ShapeNet55-34/ShapeNet-55',
                    'PC_PATH': 'data/ShapeNet55-34/shapenet_pc', 'N_POINTS': 8192}
 
