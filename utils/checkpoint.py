@@ -93,14 +93,14 @@ def _state_of(obj):
 def to_plain(obj, where='value'):
     """Convert nested mappings/sequences of numbers, strings, tensors, numpy values and paths
     to plain python data; anything else is a TypeError naming where it sits."""
+    if isinstance(obj, (torch.Tensor, np.ndarray, np.generic)):  # before float: np.float64 is a float
+        return obj.tolist()
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, Mapping):
         return {k: to_plain(v, f'{where}.{k}') for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_plain(v, f'{where}[{i}]') for i, v in enumerate(obj)]
-    if isinstance(obj, (torch.Tensor, np.ndarray, np.generic)):
-        return obj.tolist()
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"{where} is a {type(obj).__name__}; a checkpoint stores only plain data "
@@ -291,8 +291,9 @@ def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False)
     ckpt = load_checkpoint(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else path_or_ckpt
     target = unwrap_model(model)
     own = target.state_dict()
-    state = _state_for_model(extract_state_dict(ckpt, source), own)
+    state, renamed = _state_for_model(extract_state_dict(ckpt, source), own)
     report = _compare(state, own, source, [*(hints or {}).items(), *HINTS.items()])
+    report.unexpected = [renamed.get(k, k) for k in report.unexpected]  # as the file names them
     backbone = [m for m in report.mismatched if BACKBONE_KEY.match(m.key)]
     if backbone and not partial:
         more = f' (and {len(backbone) - 1} more backbone tensors)' if len(backbone) > 1 else ''
@@ -304,12 +305,15 @@ def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False)
 
 
 def _state_for_model(state_dict, own):
-    """Our names for ``state_dict``, prefixes stripped the way that fits ``own``: encoder
-    prefixes are kept when the model has them, else only the encoder is taken."""
-    state_dict = to_our_names(strip_prefixes(state_dict, WRAPPER_PREFIXES))
+    """``(state, renamed)``: ``state_dict`` in our names, prefixes stripped the way that fits
+    ``own`` (encoder prefixes kept when the model has them, else only the encoder taken), and
+    ``{our name: name in the file}`` for the keys ``FOREIGN_NAMES`` renamed."""
+    stripped = strip_prefixes(state_dict, WRAPPER_PREFIXES)
+    state = to_our_names(stripped)
+    renamed = {new: old for new, old in zip(state, stripped) if new != old}
     if any(k.startswith(ENCODER_PREFIXES) for k in own):
-        return state_dict
-    return encoder_state_dict(state_dict)
+        return state, renamed
+    return encoder_state_dict(state), renamed
 
 
 def _compare(state, own, source, hints):

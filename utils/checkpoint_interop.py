@@ -63,10 +63,11 @@ def fill_open_keys(model_cfg, state_dict, source='the checkpoint', where='model'
 
 
 def export_state_dict(state_dict):
-    """Our state dict in the foreign names (``to_foreign_names``); for a released-MaskClu model (a
-    ``cut_pool`` appears) the released-only LayerNorms are added as identities."""
+    """Our state dict in the foreign names (``to_foreign_names``); for a model of the released
+    objective (its graph cluster head becomes ``cut_pool.Wm``, ...) the released-only LayerNorms
+    are added as identities."""
     sd = to_foreign_names(strip_prefixes(state_dict, WRAPPER_PREFIXES))
-    if any(k.startswith('cut_pool.') for k in sd) and 'MAE_encoder.norm.weight' in sd:
+    if 'cut_pool.Wm.weight' in sd and 'MAE_encoder.norm.weight' in sd:
         width = sd['MAE_encoder.norm.weight'].shape[0]
         for name in RELEASED_ONLY_NORMS:
             sd.setdefault(f'{name}.weight', torch.ones(width))
