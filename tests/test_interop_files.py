@@ -261,3 +261,15 @@ def test_the_released_ptimizer_typo_is_translated(tmp_path):
     both['optimizer'] = both['ptimizer']
     with pytest.raises(ConfigError, match="both 'ptimizer'"):
         validate_config(both, path)
+
+
+# ----------------------------------------- 3. 3-channel pre-training for Point-MAE's fine-tuning
+
+@pytest.mark.parametrize('name, base', [('pretrain_pc3', 'pretrain'), ('pretrain_released_pc3', 'pretrain_released')])
+def test_three_channel_pretraining_configs_change_only_point_channels(name, base):
+    def checked(stem):
+        path = os.path.join(PROJECT_ROOT, 'cfgs', f'{stem}.yaml')
+        return validate_config(load_config(path), path).to_dict()
+    ours, theirs = checked(name), checked(base)
+    assert (ours['model'].pop('point_channels'), theirs['model'].pop('point_channels')) == (3, 4)
+    assert ours == theirs
