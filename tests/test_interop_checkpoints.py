@@ -29,16 +29,17 @@ def tiny(cfg_fn, seed=0):
     return build_model(cfg_fn())
 
 
-def our_checkpoint(path, model=None):
-    """A full checkpoint the way the runner writes it: model, fused AdamW, schedule, AMP scaler,
-    every RNG stream (after a gaussian draw, so python's and numpy's cached gaussians are set),
-    metrics and config."""
+def our_checkpoint(path, model=None, step=True):
+    """A full checkpoint the way the runner writes it: model, fused AdamW (after a step, with
+    ``step``), schedule, AMP scaler, every RNG stream (after a gaussian draw, so python's and
+    numpy's cached gaussians are set), metrics and config."""
     model = model or tiny(released_cfg)
     optimizer = build_optimizer(model, {'type': 'AdamW', 'kwargs': {'lr': 1e-3, 'weight_decay': 0.05}})
     scheduler = build_scheduler(optimizer, {'type': 'CosLR', 'kwargs': {'epochs': 4, 'initial_epochs': 1}}, 3)
-    model(clouds())['loss'].backward()
-    optimizer.step()
-    scheduler.step()
+    if step:
+        model(clouds())['loss'].backward()
+        optimizer.step()
+        scheduler.step()
     random.gauss(0, 1), np.random.randn()
     scaler = torch.amp.GradScaler('cpu', init_scale=2.0 ** 10)
     save_checkpoint(make_checkpoint(model, optimizer, scheduler, scaler, epoch=3, metrics={'svm_acc': np.float64(81.5)},
@@ -59,7 +60,7 @@ def test_our_checkpoint_opens_with_plain_weights_only_torch_load(tmp_path):
 
 
 def test_resume_from_a_weights_only_checkpoint_restores_every_stream(tmp_path):
-    our_checkpoint(tmp_path / 'c.pth')
+    our_checkpoint(tmp_path / 'c.pth', step=False)
     expected = (random.random(), random.gauss(0, 1), np.random.rand(), np.random.randn(), torch.rand(2))
     random.seed(9), np.random.seed(9), torch.manual_seed(9)
     model = tiny(released_cfg, seed=1)
@@ -159,7 +160,7 @@ def test_export_writes_point_mae_and_released_names_that_load_plainly(tmp_path):
     for cfg_fn, expected in ((pointmae_cfg, point_mae_checkpoint_keys(2, 1) | {'increase_dim.0.weight',
                                                                                  'increase_dim.0.bias'}),
                              (released_cfg, set(released_named(tiny(released_cfg))))):
-        model, *_ = our_checkpoint(tmp_path / 'ours.pth', tiny(cfg_fn))
+        model, *_ = our_checkpoint(tmp_path / 'ours.pth', tiny(cfg_fn), step=False)
         export_checkpoint(tmp_path / 'ours.pth', tmp_path / 'theirs.pth')
         ckpt = torch.load(tmp_path / 'theirs.pth', weights_only=True)
         assert set(ckpt) == {'base_model', 'epoch', 'metrics', 'best_metrics'}
@@ -240,3 +241,15 @@ def test_report_counts_large_groups():
                         unexpected=['cluster_head.w_m', 'cluster_head.w_s'], mismatched=[], total=8)
     assert report.lines()[1:] == ['different module, left as initialised: cluster_head.* (model: 8 keys; checkpoint: '
                                   'w_m, w_s)']
+
+
+def test_export_command(tmp_path, capsys):
+    from tools.export_checkpoint import main
+    our_checkpoint(tmp_path / 'ours.pth', tiny(released_cfg), step=False)
+    main([str(tmp_path / 'ours.pth'), str(tmp_path / 'theirs.pth')])
+    out = capsys.readouterr().out
+    assert 'theirs.pth' in out and "'point_channels': 4" in out and 'cut_pool' in out
+    (tmp_path / 'bad.pth').write_bytes(b'')
+    with pytest.raises(SystemExit) as exit_:
+        main([str(tmp_path / 'bad.pth'), str(tmp_path / 'x.pth')])
+    assert exit_.value.code == 2 and 'bad.pth is empty' in capsys.readouterr().err
