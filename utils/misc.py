@@ -55,3 +55,13 @@ def set_rng_state(state):
     torch.set_rng_state(state['torch'])
     if state.get('cuda') is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def resolve_device(flag):
+    """``--device`` value -> torch device string: 'auto' is cuda when available, else cpu;
+    'cuda' without a CUDA device is a ValueError."""
+    if flag == 'cuda' and not torch.cuda.is_available():
+        raise ValueError('--device cuda but no CUDA device is available (use --device cpu or auto)')
+    if flag == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return flag
