@@ -131,18 +131,16 @@ def check_points(points):
 
 # ----------------------------------------------------------------------------- loading
 
-def load_encoder(ckpt, *, num_group=None, group_size=None, num_heads=None, device=None, logger=None):
-    """The encoder of ``ckpt`` (a path or a loaded checkpoint dict) as a frozen ``FeatureEncoder``
-    in eval mode on ``device`` (default CPU).
+def load_encoder(ckpt, *, num_group=None, group_size=None, num_heads=None, device=None, logger=None, source=None):
+    """The encoder of ``ckpt`` (a path, or a loaded checkpoint dict named ``source`` in messages)
+    as a frozen ``FeatureEncoder`` in eval mode on ``device`` (default CPU).
 
     ``num_group`` G, ``group_size`` S and ``num_heads`` override the checkpoint's config (the
     weights do not fix them). The load is reported like every pre-trained load
     (``utils.checkpoint.load_pretrained``); a checkpoint that leaves any encoder weight
     unloaded is a ``CheckpointError`` naming the file and the weights.
     """
-    source = os.fspath(ckpt) if isinstance(ckpt, (str, os.PathLike)) else 'the given checkpoint'
-    if isinstance(ckpt, (str, os.PathLike)):
-        ckpt = load_checkpoint(ckpt)
+    source, ckpt = read_checkpoint(ckpt, source)
     state = encoder_state_dict(extract_state_dict(ckpt, source))
     overrides = {'num_group': num_group, 'group_size': group_size, 'num_heads': num_heads}
     spec = encoder_spec(state, checkpoint_model_config(ckpt), source=source, **overrides)
@@ -153,6 +151,13 @@ def load_encoder(ckpt, *, num_group=None, group_size=None, num_heads=None, devic
         raise CheckpointError(f"{source}: the encoder cannot be rebuilt from this checkpoint "
                               f"({spec.describe()}):\n  " + '\n  '.join(report.lines()[1:]))
     return model.requires_grad_(False).eval().to(device or 'cpu')
+
+
+def read_checkpoint(ckpt, source=None):
+    """(name for messages, checkpoint dict) of a path or an already loaded checkpoint."""
+    if isinstance(ckpt, (str, os.PathLike)):
+        return os.fspath(ckpt), load_checkpoint(ckpt)
+    return source or 'the given checkpoint', ckpt
 
 
 def checkpoint_model_config(ckpt):
@@ -170,8 +175,8 @@ def encoder_spec(state, model_config=None, source='checkpoint', **overrides):
         if key not in state:
             raise CheckpointError(f"{source} holds no point-cloud ViT encoder: '{key}' is missing "
                                   f"(found {', '.join(list(state)[:6])}...)")
-    blocks = {int(m.group(1)) for k in state for m in [re.match(r'blocks\.blocks\.(\d+)\.', k)] if m}
-    if not blocks:
+    depth = count_blocks(state, 'blocks.blocks.')
+    if not depth:
         raise CheckpointError(f"{source} holds no transformer blocks ('blocks.blocks.<i>.*')")
     config = model_config or {}
     transformer = config.get('transformer_config', config)
@@ -182,7 +187,7 @@ def encoder_spec(state, model_config=None, source='checkpoint', **overrides):
         value, origin = ((overrides[key], 'given') if overrides.get(key) is not None
                          else (from_config, 'config') if from_config is not None else (default, 'default'))
         sizes[key], sources[key] = int(value), origin
-    spec = EncoderSpec(trans_dim=state['norm.weight'].shape[0], depth=max(blocks) + 1,
+    spec = EncoderSpec(trans_dim=state['norm.weight'].shape[0], depth=depth,
                        point_channels=state['encoder.first_conv.0.weight'].shape[1],
                        encoder_dims=state['encoder.second_conv.3.weight'].shape[0],
                        cls_token='cls_token' in state, sources=sources, **sizes)
@@ -190,3 +195,10 @@ def encoder_spec(state, model_config=None, source='checkpoint', **overrides):
         raise CheckpointError(f"{source}: num_heads={spec.num_heads} ({sources['num_heads']}) does not divide "
                               f"the encoder width {spec.trans_dim}; pass the right number of heads")
     return spec
+
+
+def count_blocks(state, prefix):
+    """Number of ``<prefix><i>.`` blocks in a state dict (``max i + 1``; 0 without any)."""
+    pattern = re.compile(re.escape(prefix) + r'(\d+)\.')
+    indices = {int(m.group(1)) for k in state for m in [pattern.match(k)] if m}
+    return max(indices) + 1 if indices else 0
