@@ -51,8 +51,9 @@ def load_pretraining_model(ckpt, device=None, num_group=None, num_heads=None, lo
     dict named ``source`` in messages).
 
     Our checkpoints are rebuilt from their stored config; checkpoints without one must be
-    Point-MAE's (``increase_dim.0`` head), whose sizes come from the weights (heads 6 and G=64
-    unless given). A weight of the model missing from the checkpoint is a CheckpointError.
+    Point-MAE's (``increase_dim.0`` head), whose sizes come from the weights (6 heads and G=64
+    unless given). ``num_group`` overrides G in either case. A weight of the model missing from
+    the checkpoint is a CheckpointError.
     """
     source, ckpt = read_checkpoint(ckpt, source)
     state = strip_prefixes(extract_state_dict(ckpt, source), WRAPPER_PREFIXES)
@@ -61,6 +62,8 @@ def load_pretraining_model(ckpt, device=None, num_group=None, num_heads=None, lo
                               f"this view needs the pre-training model")
     state = {k.replace(*POINT_MAE_HEAD) if k.startswith(POINT_MAE_HEAD[0]) else k: v for k, v in state.items()}
     config = checkpoint_model_config(ckpt) or point_mae_config(state, source, num_group, num_heads)
+    if num_group:
+        config = {**config, 'num_group': num_group}
     try:
         model = build_model(config)
     except ConfigError as e:
