@@ -2,10 +2,10 @@
 
 The cache is a pickle ``[list of float32 (N, 6) arrays, list of int32 (1,) label arrays]``
 (what Point-BERT distributes, and what this builder writes, so the files interchange); labels
-are read back as int64, the one label dtype of every loader. A missing cache is built from the raw files: each shape
-is reduced to N points by a compiled farthest point sampling, shapes in parallel worker
-processes, with a progress bar; the file is written atomically (temporary file + rename),
-by rank 0 only under DDP.
+are read back as int64, the one label dtype of every loader. A missing cache is built from
+the raw files: each shape is reduced to N points by a compiled farthest point sampling,
+shapes in parallel worker processes, with a progress bar; the file is written atomically
+(temporary file + rename), by rank 0 only under DDP.
 """
 import functools
 import multiprocessing

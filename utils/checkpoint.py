@@ -11,9 +11,10 @@ Our checkpoints hold only tensors and plain python data (the RNG streams include
 a plain ``torch.load(path, weights_only=True)`` opens them, as Point-MAE's and MaskClu's
 tools do. Loading here is safe by default too: ``torch.load(weights_only=True)`` with
 numpy's array, scalar and dtype types allow-listed (other code bases store numpy metrics,
-and our checkpoints did store numpy's RNG state before), always mapped to the CPU first. A file holding other pickled objects is refused with an error naming them;
-full unpickling (which can run code from the file) happens only when asked for, with
-``trusted=True`` or the environment variable ``MASKCLU_TRUST_CHECKPOINTS=1``.
+and our checkpoints did store numpy's RNG state before), always mapped to the CPU first. A
+file holding other pickled objects is refused with an error naming them; full unpickling
+(which can run code from the file) happens only when asked for, with ``trusted=True`` or the
+environment variable ``MASKCLU_TRUST_CHECKPOINTS=1``.
 """
 import os
 import re
@@ -195,11 +196,17 @@ def strip_prefixes(state_dict, prefixes=WRAPPER_PREFIXES + ENCODER_PREFIXES):
 
     Raises ``CheckpointError`` if two keys become the same name.
     """
+    prefixes = tuple(prefixes)
+    return _map_keys(state_dict, lambda key: _strip(key, prefixes), 'stripping prefixes')
+
+
+def _map_keys(state_dict, new_name, action):
+    """``state_dict`` with every key replaced by ``new_name(key)``; a collision is an error."""
     out, origin = {}, {}
     for key, value in state_dict.items():
-        new = _strip(key, tuple(prefixes))
+        new = new_name(key)
         if new in out:
-            raise CheckpointError(f"keys '{origin[new]}' and '{key}' both become '{new}' after stripping prefixes")
+            raise CheckpointError(f"keys '{origin[new]}' and '{key}' both become '{new}' after {action}")
         out[new], origin[new] = value, key
     return out
 
@@ -259,13 +266,8 @@ def to_foreign_names(state_dict, table=None):
 
 
 def _rename(state_dict, pairs):
-    out, origin = {}, {}
-    for key, value in state_dict.items():
-        new = next((to + key[len(old):] for old, to in pairs.items() if key.startswith(old)), key)
-        if new in out:
-            raise CheckpointError(f"keys '{origin[new]}' and '{key}' both become '{new}' after renaming")
-        out[new], origin[new] = value, key
-    return out
+    return _map_keys(state_dict, lambda key: next((to + key[len(old):] for old, to in pairs.items()
+                                                   if key.startswith(old)), key), 'renaming')
 
 
 # ------------------------------------------------------------------- pre-trained weights

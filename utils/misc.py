@@ -82,3 +82,13 @@ def _numpy_state(s):
         return (s['bit_generator'], np.asarray(s['key'].tolist(), dtype=np.uint32), s['pos'], s['has_gauss'],
                 s['cached_gaussian'])
     return s
+
+
+def resolve_device(flag):
+    """``--device`` value -> torch device string: 'auto' is cuda when available, else cpu;
+    'cuda' without a CUDA device is a ValueError."""
+    if flag == 'cuda' and not torch.cuda.is_available():
+        raise ValueError('--device cuda but no CUDA device is available (use --device cpu or auto)')
+    if flag == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return flag
