@@ -16,11 +16,12 @@ import torch
 
 from extensions import chamfer_distance, gather_points, interpolate_idw
 from models.build import build_model
-from models.features import checkpoint_model_config, count_blocks, read_checkpoint
+from models.features import checkpoint_model_config, read_checkpoint
 from models.losses import soft_centers
 from models.masking import make_mask
 from utils.checkpoint import (WRAPPER_PREFIXES, CheckpointError, extract_state_dict, load_pretrained, strip_prefixes,
                               to_our_names)
+from utils.checkpoint_interop import count_blocks
 from utils.config import ConfigError
 
 

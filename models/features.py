@@ -14,7 +14,6 @@ This module imports nothing from ``datasets`` (no dataset readers, no h5py).
 """
 import dataclasses
 import os
-import re
 from collections.abc import Mapping
 from typing import NamedTuple, Optional
 
@@ -26,6 +25,7 @@ from models.encoder import PointEncoder
 from models.tokenizer import PatchEmbedding
 from utils.checkpoint import (CheckpointError, encoder_state_dict, extract_state_dict, load_checkpoint,
                               load_pretrained)
+from utils.checkpoint_interop import backbone_config
 from utils.logger import get_logger
 
 DEFAULT_HEADS, DEFAULT_GROUPS, DEFAULT_GROUP_SIZE = 6, 64, 32
@@ -175,7 +175,8 @@ def encoder_spec(state, model_config=None, source='checkpoint', **overrides):
         if key not in state:
             raise CheckpointError(f"{source} holds no point-cloud ViT encoder: '{key}' is missing "
                                   f"(found {', '.join(list(state)[:6])}...)")
-    depth = count_blocks(state, 'blocks.blocks.')
+    info = backbone_config(state)
+    depth = info.get('depth', 0)
     if not depth:
         raise CheckpointError(f"{source} holds no transformer blocks ('blocks.blocks.<i>.*')")
     config = model_config or {}
@@ -187,18 +188,9 @@ def encoder_spec(state, model_config=None, source='checkpoint', **overrides):
         value, origin = ((overrides[key], 'given') if overrides.get(key) is not None
                          else (from_config, 'config') if from_config is not None else (default, 'default'))
         sizes[key], sources[key] = int(value), origin
-    spec = EncoderSpec(trans_dim=state['norm.weight'].shape[0], depth=depth,
-                       point_channels=state['encoder.first_conv.0.weight'].shape[1],
-                       encoder_dims=state['encoder.second_conv.3.weight'].shape[0],
-                       cls_token='cls_token' in state, sources=sources, **sizes)
+    spec = EncoderSpec(trans_dim=info['trans_dim'], depth=depth, point_channels=info['point_channels'],
+                       encoder_dims=info['encoder_dims'], cls_token=info['cls_token'], sources=sources, **sizes)
     if spec.trans_dim % spec.num_heads:
         raise CheckpointError(f"{source}: num_heads={spec.num_heads} ({sources['num_heads']}) does not divide "
                               f"the encoder width {spec.trans_dim}; pass the right number of heads")
     return spec
-
-
-def count_blocks(state, prefix):
-    """Number of ``<prefix><i>.`` blocks in a state dict (``max i + 1``; 0 without any)."""
-    pattern = re.compile(re.escape(prefix) + r'(\d+)\.')
-    indices = {int(m.group(1)) for k in state for m in [pattern.match(k)] if m}
-    return max(indices) + 1 if indices else 0

@@ -38,12 +38,18 @@ def backbone_config(state_dict):
               'encoder_dims': ('encoder.second_conv.3.weight', 0),  # (encoder_dims, 512, 1)
               'trans_dim': ('norm.weight', 0)}  # (C,)
     info = {key: int(sd[name].shape[dim]) for key, (name, dim) in shapes.items() if name in sd}
-    blocks = {int(m.group(1)) for m in (re.match(r'blocks\.blocks\.(\d+)\.', k) for k in sd) if m}
-    if blocks:
-        info['depth'] = max(blocks) + 1
+    if count_blocks(sd, 'blocks.blocks.'):
+        info['depth'] = count_blocks(sd, 'blocks.blocks.')
     if info:
         info['cls_token'] = 'cls_token' in sd
     return info
+
+
+def count_blocks(state, prefix):
+    """Number of ``<prefix><i>.`` blocks in a state dict (``max i + 1``; 0 without any)."""
+    pattern = re.compile(re.escape(prefix) + r'(\d+)\.')
+    indices = {int(m.group(1)) for k in state for m in [pattern.match(k)] if m}
+    return max(indices) + 1 if indices else 0
 
 
 def fill_open_keys(model_cfg, state_dict, source='the checkpoint', where='model'):
