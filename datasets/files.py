@@ -10,6 +10,7 @@ import pickle
 import h5py
 import numpy as np
 
+from datasets import pickles
 from utils.io import atomic_write
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,5 +132,6 @@ def write_text_rows(path, array, row_format):
 
 
 def write_pickle(path, obj):
+    """Pickle ``obj`` to ``path`` atomically, readable by old and new numpy (``datasets.pickles``)."""
     with atomic_write(path) as f:
-        pickle.dump(obj, f, protocol=4)
+        pickles.dump(obj, f)

@@ -3,7 +3,8 @@
 Reads ``<DATA_PATH>/modelnet{NUM_CATEGORY}_{split}_{N_POINTS}pts_fps.dat`` (built from the raw
 layout when missing, see ``datasets.modelnet_cache``). Item: every stored point, xyz
 ``pc_normalize``d, normals dropped unless ``USE_NORMALS``, point order shuffled for train:
-``('ModelNet', 'sample', (points float32 tensor (N_POINTS, 3 or 6), label int))``.
+``('ModelNet', 'sample', (points float32 tensor (N_POINTS, 3 or 6), label int))``; labels collate to
+int64 like every loader's, whatever integer type the cache stores (``labels``: int64 (n,)).
 """
 import numpy as np
 import torch
@@ -34,13 +35,14 @@ class ModelNet(PointCloudDataset):
     def __init__(self, cfg):
         super().__init__(cfg)
         root = require_dir(cfg.DATA_PATH, 'DATA_PATH', LAYOUT)
-        self.points, self.labels = [], []
+        self.points, labels = [], []
         for split in self.subsets():
             path = ensure_cache(root, cfg.NUM_CATEGORY, split, cfg.N_POINTS)
-            points, labels = read_cache(path, cfg.N_POINTS, cfg.NUM_CATEGORY)
+            points, split_labels = read_cache(path, cfg.N_POINTS, cfg.NUM_CATEGORY)
             self.check_stored_points(cfg.N_POINTS, path)
             self.points += points
-            self.labels += labels
+            labels.append(split_labels)
+        self.labels = np.concatenate(labels)
 
     def __len__(self):
         return len(self.points)

@@ -1,10 +1,11 @@
 """ModelNet FPS cache ``modelnet{K}_{split}_{N}pts_fps.dat``: reader, and builder from the raw layout.
 
 The cache is a pickle ``[list of float32 (N, 6) arrays, list of int32 (1,) label arrays]``
-(what Point-BERT distributes). A missing cache is built from the raw files: each shape
-is reduced to N points by a compiled farthest point sampling, shapes in parallel worker
-processes, with a progress bar; the file is written atomically (temporary file + rename),
-by rank 0 only under DDP.
+(what Point-BERT distributes, and what this builder writes, so the files interchange); labels
+are read back as int64, the one label dtype of every loader. A missing cache is built from
+the raw files: each shape is reduced to N points by a compiled farthest point sampling,
+shapes in parallel worker processes, with a progress bar; the file is written atomically
+(temporary file + rename), by rank 0 only under DDP.
 """
 import functools
 import multiprocessing
@@ -28,12 +29,13 @@ def cache_path(root, num_category, split, n_points):
 
 
 def read_cache(path, n_points, num_classes):
-    """Points (list of (n_points, 6) float32) and labels (list of int) of a cache file."""
+    """Points (list of (n_points, 6) float32) and labels (int64 array (n,)) of a cache file;
+    the labels may be stored as (1,) arrays or scalars of any integer dtype."""
     data = read_pickle(path, 'a ModelNet cache [points list, labels list]')
     if not (isinstance(data, (list, tuple)) and len(data) == 2 and len(data[0]) == len(data[1])):
         raise DatasetError(f"{path}: expected a pickled [list of (N, 6) point arrays, list of labels] "
                            f"of equal length")
-    labels = [int(np.asarray(label).reshape(-1)[0]) for label in data[1]]
+    labels = np.array([np.asarray(label).reshape(-1)[0] for label in data[1]], dtype=np.int64)
     for i, (points, label) in enumerate(zip(data[0], labels)):
         check_shape(points, (n_points, 6), path, f'entry {i}')
         check_finite(points, path, f'entry {i} coordinates')

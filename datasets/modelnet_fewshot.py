@@ -43,6 +43,8 @@ class ModelNetFewShot(PointCloudDataset):
     """One fold of one way/shot setting (``way``, ``shot``, ``fold`` come from --way/--shot/--fold).
 
     ``N_POINTS`` is the stored points per entry; ``NUM_CATEGORY`` is accepted for Point-MAE configs.
+    Labels may be stored as python ints or numpy integers (Point-MAE's generator stores the
+    original label as int32); ``labels`` and the collated batches are int64.
     """
     CONFIG_KEYS = {**SPLIT_KEYS, 'DATA_PATH': 'data/ModelNetFewshot', 'N_POINTS': 8192,
                    'NUM_CATEGORY': 40, 'USE_NORMALS': False, 'way': -1, 'shot': -1, 'fold': -1}
@@ -57,6 +59,7 @@ class ModelNetFewShot(PointCloudDataset):
         fold = read_fold(path, cfg.N_POINTS, cfg.way)
         self.check_stored_points(cfg.N_POINTS, path)
         self.entries = [entry for split in self.subsets() for entry in fold[split]]
+        self.labels = np.array([int(entry[1]) for entry in self.entries], dtype=np.int64)
 
     def __len__(self):
         return len(self.entries)
@@ -69,7 +72,7 @@ class ModelNetFewShot(PointCloudDataset):
 def sample_fold(train, test, way, shot, n_query, rng):
     """One fold: ``way`` classes; ``shot`` train and ``n_query`` test shapes of each.
 
-    ``train``/``test`` are ModelNet caches ``(points list, labels list)``; classes without
+    ``train``/``test`` are ModelNet caches ``(points list, labels)``; classes without
     enough shapes in either are never drawn.
     """
     by_class = [{c: np.flatnonzero(np.asarray(labels) == c) for c in set(labels)} for labels in (train[1], test[1])]
@@ -90,7 +93,7 @@ def sample_fold(train, test, way, shot, n_query, rng):
 def write_fewshot_folds(train, test, out_dir, seed=0, ways=(5, 10), shots=(10, 20), folds=10, n_query=20):
     """Write ``{way}way_{shot}shot/{fold}.pkl`` for every setting; returns the paths.
 
-    ``train``/``test``: ModelNet caches ``(points list, labels list)`` (``read_cache``).
+    ``train``/``test``: ModelNet caches ``(points list, labels)`` (``read_cache``).
     Fold f of a setting uses the RNG ``default_rng([seed, way, shot, f])``, so a seed
     reproduces every file and settings do not depend on each other.
     """

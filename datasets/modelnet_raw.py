@@ -51,19 +51,38 @@ def read_raw_shape(path, min_points):
     return points
 
 
+def shape_id(class_name, number):
+    """``('night_stand', 12)`` -> ``'night_stand_0012'``."""
+    return f'{class_name}_{number:04d}'
+
+
+def write_raw_shape(root, shape_id, points):
+    """Write ``<root>/<class>/<shape_id>.txt`` with rows ``x,y,z,nx,ny,nz`` ((n, 6) array)."""
+    os.makedirs(os.path.join(root, class_of(shape_id)), exist_ok=True)
+    write_text_rows(os.path.join(root, class_of(shape_id), f'{shape_id}.txt'), points, ROW_FORMAT)
+
+
+def write_shape_lists(root, class_names, ids_by_split, num_category=40):
+    """Write ``modelnet{K}_shape_names.txt`` and one ``modelnet{K}_<split>.txt`` per entry of
+    ``ids_by_split`` (split -> list of shape ids)."""
+    os.makedirs(root, exist_ok=True)
+    write_text_rows(names_path(root, num_category), np.array(class_names)[:, None], '%s')
+    for split, ids in ids_by_split.items():
+        write_text_rows(os.path.join(root, f'modelnet{num_category}_{split}.txt'),
+                        np.array(ids, dtype=str).reshape(-1, 1), '%s')
+
+
 def write_raw_layout(root, class_names, splits, num_category=40):
     """Write the layout; ``splits`` maps 'train'/'test' to lists of (class index, (n,6) array).
 
     Ids are ``<class>_<NNNN>``, numbered per class through the splits in the order given.
     """
-    os.makedirs(root, exist_ok=True)
-    write_text_rows(names_path(root, num_category), np.array(class_names)[:, None], '%s')
     counts = [0] * len(class_names)
+    ids_by_split = {}
     for split, shapes in splits.items():
-        ids = []
+        ids_by_split[split] = []
         for label, points in shapes:
             counts[label] += 1
-            ids.append(f'{class_names[label]}_{counts[label]:04d}')
-            os.makedirs(os.path.join(root, class_names[label]), exist_ok=True)
-            write_text_rows(os.path.join(root, class_names[label], f'{ids[-1]}.txt'), points, ROW_FORMAT)
-        write_text_rows(os.path.join(root, f'modelnet{num_category}_{split}.txt'), np.array(ids)[:, None], '%s')
+            ids_by_split[split].append(shape_id(class_names[label], counts[label]))
+            write_raw_shape(root, ids_by_split[split][-1], points)
+    write_shape_lists(root, class_names, ids_by_split, num_category)

@@ -3,7 +3,9 @@
 The folder (config key ``ROOT`` as in the released configs, or ``DATA_PATH``) holds
 ``training_objectdataset[_augmentedrot_scale75].h5`` and ``test_objectdataset[...].h5``
 with keys ``data`` (n, 2048, 3) and ``label`` (n,); a ``mask`` key is ignored.
-No normalisation; point order shuffled for train.
+No normalisation; point order shuffled for train. ``N_POINTS``, which the released MaskClu
+dataset yamls set (to 8192, while the files hold 2048 points per cloud), is accepted and
+ignored: every stored point is returned, and ``npoints``, when set, is checked against them.
 Item: ``('ScanObjectNN', 'sample', (points float32 tensor (2048, 3), label int))``.
 """
 import os
@@ -46,7 +48,7 @@ def read_scan_file(path):
 @DATASETS.register('ScanObjectNN')
 class ScanObjectNN(PointCloudDataset):
     """OBJ_BG (``main_split``) or OBJ_ONLY (``main_split_nobg``), chosen by the folder."""
-    CONFIG_KEYS = {**SPLIT_KEYS, 'ROOT': None, 'DATA_PATH': None}
+    CONFIG_KEYS = {**SPLIT_KEYS, 'ROOT': None, 'DATA_PATH': None, 'N_POINTS': None}  # N_POINTS: ignored
     FILES = {'train': 'training_objectdataset.h5', 'test': 'test_objectdataset.h5'}
 
     def __init__(self, cfg):

@@ -31,9 +31,17 @@ def split_name(name):
 
 @DATASETS.register('ShapeNet')
 class ShapeNet(PointCloudDataset):
-    """ShapeNet-55 clouds. ``N_POINTS`` is the stored count (kept for Point-MAE configs)."""
+    """ShapeNet-55 clouds. ``N_POINTS`` is the stored count (kept for Point-MAE configs).
+
+    ``whole: true`` lists the test clouds, then the train clouds, in the order of Point-MAE's
+    and the released MaskClu's loaders (they prepend test.txt), so a seed draws the same
+    clouds as there.
+    """
     CONFIG_KEYS = {**SPLIT_KEYS, 'DATA_PATH': 'data/ShapeNet55-34/ShapeNet-55',
                    'PC_PATH': 'data/ShapeNet55-34/shapenet_pc', 'N_POINTS': 8192}
+
+    def subsets(self):
+        return ('test', 'train') if self.cfg.get('whole') else super().subsets()
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -60,12 +68,27 @@ class ShapeNet(PointCloudDataset):
         return taxonomy_id, model_id, torch.from_numpy(points)
 
 
+def cloud_name(synset, model_id):
+    """``('02691156', '1a2b')`` -> ``'02691156-1a2b.npy'`` (the taxonomy id must not contain '-')."""
+    return f'{synset}-{model_id}.npy'
+
+
+def write_cloud(pc_dir, name, points):
+    """Write one cloud ``<pc_dir>/<name>`` as a float32 (N, 3) array."""
+    np.save(os.path.join(pc_dir, name), np.asarray(points, dtype=np.float32))
+
+
+def write_split_list(list_dir, split, names):
+    """Write ``<list_dir>/<split>.txt``, one cloud name per line."""
+    write_text_rows(os.path.join(list_dir, f'{split}.txt'), np.array(names, dtype=str).reshape(-1, 1), '%s')
+
+
 def write_shapenet55(list_dir, pc_dir, splits):
     """Write the layout: ``splits`` maps 'train'/'test' to lists of (synset, model_id, (N,3) array)."""
     os.makedirs(list_dir, exist_ok=True)
     os.makedirs(pc_dir, exist_ok=True)
     for split, shapes in splits.items():
-        names = [f'{synset}-{model_id}.npy' for synset, model_id, _ in shapes]
+        names = [cloud_name(synset, model_id) for synset, model_id, _ in shapes]
         for name, (_, _, points) in zip(names, shapes):
-            np.save(os.path.join(pc_dir, name), np.asarray(points, dtype=np.float32))
-        write_text_rows(os.path.join(list_dir, f'{split}.txt'), np.array(names)[:, None], '%s')
+            write_cloud(pc_dir, name, points)
+        write_split_list(list_dir, split, names)

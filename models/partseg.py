@@ -166,13 +166,15 @@ class PartSegmentation(PointEncoder):
                 module.eval()
         return self
 
-    def load_encoder(self, path_or_ckpt, logger=None):
+    def load_encoder(self, path_or_ckpt, logger=None, partial=False):
         """Load a pre-trained encoder (or a whole segmentation checkpoint) with
         ``utils.checkpoint.load_pretrained``; returns its ``LoadReport``.
 
         Pre-training checkpoints give the backbone (prefix ``MAE_encoder.`` / ``transformer_q.``
         stripped, decoder and pre-training heads ignored); the segmentation layers stay as
         initialised. Point-MAE's part-segmentation checkpoints (``model_state_dict``) load whole.
+        A backbone of another shape (e.g. ``point_channels``) is a ``CheckpointError`` naming the
+        config key, unless ``partial`` (then those weights stay as initialised, reported).
         """
         ckpt = path_or_ckpt
         if not isinstance(ckpt, dict):
@@ -181,7 +183,7 @@ class PartSegmentation(PointEncoder):
         if isinstance(ckpt, dict) and isinstance(ckpt.get('model_state_dict'), dict) \
                 and not any(k in ckpt for k in ('base_model', 'model')):
             ckpt = {'model': ckpt['model_state_dict']}
-        return load_pretrained(self, ckpt, logger)
+        return load_pretrained(self, ckpt, logger, partial=partial)
 
     # ------------------------------------------------------------------ forward
     def forward(self, points, category, generator=None):

@@ -11,9 +11,10 @@ from torch import nn
 
 from utils import checkpoint as ckpt_mod
 from utils.checkpoint import (CHECKPOINT_KEYS, CheckpointError, encoder_state_dict, extract_state_dict,
-                              group_keys, load_checkpoint, load_pretrained, make_checkpoint, resume_state,
-                              save_checkpoint, strip_prefixes)
+                              load_checkpoint, load_pretrained, make_checkpoint, resume_state, save_checkpoint,
+                              strip_prefixes)
 from utils.config import ConfigDict
+from utils.load_report import group_keys
 
 
 class Encoder(nn.Module):
@@ -193,10 +194,12 @@ def test_extract_state_dict_layouts():
         extract_state_dict({'epoch': 1}, source='x.pth')
 
 
-def test_group_keys():
+def test_group_keys_names_small_groups_and_counts_large_ones():
     keys = ['cls_head_finetune.0.weight', 'cls_head_finetune.0.bias', 'cls_head_finetune.2.weight',
-            'blocks.blocks.0.weight', 'blocks.blocks.1.weight', 'cls_token', 'norm.weight']
-    assert group_keys(keys) == ['cls_head_finetune.* (3 keys)', 'blocks.blocks.* (2 keys)', 'cls_token', 'norm.weight']
+            'cls_head_finetune.2.bias', 'blocks.blocks.0.weight', 'blocks.blocks.1.weight', 'cls_token',
+            'MAE_encoder.cls_token', 'MAE_encoder.cls_pos']
+    assert group_keys(keys) == ['cls_head_finetune.* (4 keys)', 'blocks.blocks.0.weight, blocks.blocks.1.weight',
+                                'cls_token', 'MAE_encoder.cls_token, MAE_encoder.cls_pos']
 
 
 def point_mae_checkpoint(path, channels):
@@ -207,12 +210,32 @@ def point_mae_checkpoint(path, channels):
     return {k[len('module.MAE_encoder.'):]: v for k, v in sd.items() if k.startswith('module.MAE_encoder.')}
 
 
+def test_backbone_shape_mismatch_stops_the_load_naming_the_config_key(tmp_path):
+    point_mae_checkpoint(tmp_path / 'pointmae.pth', channels=3)
+    model = Classifier(channels=4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError) as err:
+        load_pretrained(model, tmp_path / 'pointmae.pth')
+    message = str(err.value)
+    assert '\n' not in message and 'pointmae.pth' in message and 'set model.point_channels: 3' in message
+    assert 'encoder.first_conv.0.weight: checkpoint (16, 3, 1) vs model (16, 4, 1)' in message
+    torch.testing.assert_close(model.state_dict(), before, rtol=0, atol=0)  # nothing loaded
+
+
+def test_head_shape_mismatch_is_reported_not_fatal():
+    classifier = Classifier(classes=7)
+    report = load_pretrained(classifier, {'base_model': Classifier(classes=5).state_dict()})
+    assert [m.key for m in report.mismatched] == ['cls_head_finetune.2.weight', 'cls_head_finetune.2.bias']
+    assert len(report.loaded) == len(classifier.state_dict()) - 2
+
+
 def test_load_pretrained_reports_channel_mismatch_with_hint(tmp_path, caplog):
     encoder = point_mae_checkpoint(tmp_path / 'pointmae.pth', channels=3)
     model = Classifier(channels=4)
     before = model.encoder.first_conv[0].weight.detach().clone()
     with caplog.at_level(logging.INFO, logger='tests.checkpoint'):
-        report = load_pretrained(model, tmp_path / 'pointmae.pth', logger=logging.getLogger('tests.checkpoint'))
+        report = load_pretrained(model, tmp_path / 'pointmae.pth', logger=logging.getLogger('tests.checkpoint'),
+                                 partial=True)
 
     assert [m.key for m in report.mismatched] == ['encoder.first_conv.0.weight']
     mismatch = report.mismatched[0]

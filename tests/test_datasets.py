@@ -159,7 +159,7 @@ def test_modelnet_cache_holds_exact_fps_of_the_raw_rows(tmp_path):
     raw = np.loadtxt(tmp_path / 'mn' / 'sofa' / 'sofa_0002.txt', delimiter=',', dtype=np.float32)
     idx = [int(np.flatnonzero((raw == row).all(1))[0]) for row in points[5]]
     reference = furthest_point_sample(torch.from_numpy(raw[None, :, :3]), 16, start_idx=idx[0])
-    assert labels == [0, 0, 1, 1, 2, 2] and idx == reference[0].tolist()
+    assert labels.tolist() == [0, 0, 1, 1, 2, 2] and idx == reference[0].tolist()
 
 
 def test_parallel_cache_build_equals_serial(tmp_path):
@@ -167,7 +167,7 @@ def test_parallel_cache_build_equals_serial(tmp_path):
     assert 3 * 22 >= MIN_SHAPES_FOR_PROCESSES
     serial = read_cache(build_cache(root, 40, 'train', 16, workers=1), 16, 40)
     parallel = read_cache(build_cache(root, 40, 'train', 16, workers=2), 16, 40)
-    assert serial[1] == parallel[1] and all(np.array_equal(a, b) for a, b in zip(serial[0], parallel[0]))
+    assert np.array_equal(serial[1], parallel[1]) and all(np.array_equal(a, b) for a, b in zip(serial[0], parallel[0]))
 
 
 def test_modelnet_reads_existing_cache_without_raw_files(tmp_path):

@@ -1,9 +1,12 @@
 """Whole-config validation: top-level keys, optimizer, scheduler, each dataset split, the model.
 
 Every section is checked against what its consumer accepts, so a misspelt key
-(``ptimizer``, ``num_gruop``) stops the run with the accepted keys listed.
+(``num_gruop``) stops the run with the accepted keys listed. The released MaskClu configs (their
+schema, and their ``ptimizer`` typo) are translated first (``tools.config_translate``).
 """
 from utils.config import ANY, ConfigDict, ConfigError, check_keys
+from utils.logger import get_logger
+from tools.config_translate import translate_released
 from tools.optim import check_optimizer_config, check_scheduler_config
 
 DATASET_SPLITS = ('train', 'val', 'test', 'extra_train', 'svm_train', 'svm_test')
@@ -53,7 +56,14 @@ def check_transforms(transforms, where):
 
 
 def validate_config(cfg, path):
-    """Check every section of a loaded config (see ``utils.config.load_config``); fill defaults."""
+    """Check every section of a loaded config (see ``utils.config.load_config``); fill defaults.
+
+    A config of the authors' released code is first translated (``tools.config_translate``);
+    each step of the translation is logged as a warning.
+    """
+    cfg, translation = translate_released(cfg, path)
+    for line in translation:
+        get_logger().warning(line)
     out = check_keys(cfg, TOP_LEVEL, path)
     for key in ('optimizer', 'scheduler', 'dataset', 'model'):
         if key not in out:

@@ -4,15 +4,18 @@ Our format (``make_checkpoint``) is a dict with the keys of ``CHECKPOINT_KEYS``;
 ``base_model`` is the state dict of the unwrapped model (no ``module.``/``_orig_mod.``).
 Foreign checkpoints (Point-MAE, Point-BERT, released MaskClu) keep the state dict under
 ``base_model`` or ``model``, possibly prefixed ``module.``, with the encoder under
-``MAE_encoder.`` (Point-MAE, MaskClu) or ``transformer_q.`` (Point-BERT).
+``MAE_encoder.`` (Point-MAE, MaskClu) or ``transformer_q.`` (Point-BERT); the modules that
+differ only in name are renamed through one table, ``FOREIGN_NAMES``.
 
-Loading is safe by default: ``torch.load(weights_only=True)`` with numpy's array, scalar
-and dtype types allow-listed (our checkpoints hold numpy's RNG state), always mapped to the
-CPU first. A file holding other pickled objects is refused with an error naming them;
-full unpickling (which can run code from the file) happens only when asked for, with
-``trusted=True`` or the environment variable ``MASKCLU_TRUST_CHECKPOINTS=1``.
+Our checkpoints hold only tensors and plain python data (the RNG streams included), so
+a plain ``torch.load(path, weights_only=True)`` opens them, as Point-MAE's and MaskClu's
+tools do. Loading here is safe by default too: ``torch.load(weights_only=True)`` with
+numpy's array, scalar and dtype types allow-listed (other code bases store numpy metrics,
+and our checkpoints did store numpy's RNG state before), always mapped to the CPU first. A
+file holding other pickled objects is refused with an error naming them; full unpickling
+(which can run code from the file) happens only when asked for, with ``trusted=True`` or the
+environment variable ``MASKCLU_TRUST_CHECKPOINTS=1``.
 """
-import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -23,6 +26,7 @@ from torch import nn
 
 from utils.dist import get_rank
 from utils.io import atomic_write
+from utils.load_report import HINTS, LoadReport, ShapeMismatch, hint_for
 from utils.logger import get_logger
 from utils.misc import rng_state, set_rng_state
 
@@ -32,25 +36,6 @@ CHECKPOINT_KEYS = ('version', 'epoch', 'base_model', 'optimizer', 'scheduler', '
 WRAPPER_PREFIXES = ('module.', '_orig_mod.', 'base_model.')
 ENCODER_PREFIXES = ('MAE_encoder.', 'transformer_q.')
 TRUST_ENV = 'MASKCLU_TRUST_CHECKPOINTS'
-
-# Shape-mismatch hints: regex on the (prefix-stripped) key -> message, formatted with the
-# shapes ``ckpt`` and ``model`` (tuples). The first matching pattern wins.
-DEFAULT_HINTS = {
-    r'(^|\.)encoder\.first_conv\.0\.weight$':
-        "the checkpoint's patch embedding takes {ckpt[1]} input channels, the model {model[1]}; "
-        "set model.point_channels: {ckpt[1]}",
-    r'(^|\.)encoder\.(first|second)_conv\.':
-        "the patch-embedding widths differ; model.encoder_dims and model.trans_dim must match "
-        "the pre-training config",
-    r'(^|\.)pos_embed\.':
-        "the position embedding differs; model.trans_dim must match the pre-training config",
-    r'^cls_head_finetune\.':
-        "the checkpoint's classification head has {ckpt[0]} outputs, the model {model[0]}; to test a "
-        "fine-tuned checkpoint set model.cls_dim: {ckpt[0]} (fine-tuning trains the head from scratch)",
-    r'(^|\.)(blocks|norm|cls_token|cls_pos|reduce_dim)\b':
-        "the encoder width differs; model.trans_dim (and depth/num_heads) must match the "
-        "pre-training config",
-}
 
 
 class CheckpointError(RuntimeError):
@@ -109,14 +94,14 @@ def _state_of(obj):
 def to_plain(obj, where='value'):
     """Convert nested mappings/sequences of numbers, strings, tensors, numpy values and paths
     to plain python data; anything else is a TypeError naming where it sits."""
+    if isinstance(obj, (torch.Tensor, np.ndarray, np.generic)):  # before float: np.float64 is a float
+        return obj.tolist()
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, Mapping):
         return {k: to_plain(v, f'{where}.{k}') for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_plain(v, f'{where}[{i}]') for i, v in enumerate(obj)]
-    if isinstance(obj, (torch.Tensor, np.ndarray, np.generic)):
-        return obj.tolist()
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"{where} is a {type(obj).__name__}; a checkpoint stores only plain data "
@@ -211,11 +196,17 @@ def strip_prefixes(state_dict, prefixes=WRAPPER_PREFIXES + ENCODER_PREFIXES):
 
     Raises ``CheckpointError`` if two keys become the same name.
     """
+    prefixes = tuple(prefixes)
+    return _map_keys(state_dict, lambda key: _strip(key, prefixes), 'stripping prefixes')
+
+
+def _map_keys(state_dict, new_name, action):
+    """``state_dict`` with every key replaced by ``new_name(key)``; a collision is an error."""
     out, origin = {}, {}
     for key, value in state_dict.items():
-        new = _strip(key, tuple(prefixes))
+        new = new_name(key)
         if new in out:
-            raise CheckpointError(f"keys '{origin[new]}' and '{key}' both become '{new}' after stripping prefixes")
+            raise CheckpointError(f"keys '{origin[new]}' and '{key}' both become '{new}' after {action}")
         out[new], origin[new] = value, key
     return out
 
@@ -245,85 +236,86 @@ def encoder_state_dict(state_dict, encoder_prefixes=ENCODER_PREFIXES):
     return strip_prefixes(state_dict, WRAPPER_PREFIXES + encoder_prefixes)
 
 
+# ------------------------------------------------------------------- foreign names
+
+# The one rename table between other code bases' state-dict names and ours (keys without
+# wrapper prefixes), as prefix pairs: read left to right when loading (``to_our_names``), right
+# to left when exporting (``to_foreign_names``). Released MaskClu: its cluster head
+# ``cut_pool`` (MinCutPoolingLayer: Wm, Ws bias-free C->hidden; W1 = Linear-LayerNorm-ReLU-
+# Linear; W2 = Linear(hidden->P) after a ReLU) is our graph ``cluster_head``. Point-MAE: its
+# reconstruction head ``increase_dim`` (Conv1d(C->3S)) is ours in ``reconstruction_loss``.
+FOREIGN_NAMES = {
+    'cut_pool.Wm.': 'cluster_head.graph.w_m.',
+    'cut_pool.Ws.': 'cluster_head.graph.w_s.',
+    'cut_pool.W1.0.': 'cluster_head.mlp.0.',
+    'cut_pool.W1.1.': 'cluster_head.mlp.1.',
+    'cut_pool.W1.3.': 'cluster_head.mlp.3.',
+    'cut_pool.W2.': 'cluster_head.mlp.5.',
+    'increase_dim.0.': 'reconstruction_loss.head.',
+}
+
+
+def to_our_names(state_dict, table=None):
+    """Keys renamed from the foreign names of ``FOREIGN_NAMES`` (or ``table``) to ours."""
+    return _rename(state_dict, FOREIGN_NAMES if table is None else table)
+
+
+def to_foreign_names(state_dict, table=None):
+    """Keys renamed from our names to the foreign ones: the table read right to left."""
+    return _rename(state_dict, {ours: theirs for theirs, ours in (FOREIGN_NAMES if table is None else table).items()})
+
+
+def _rename(state_dict, pairs):
+    return _map_keys(state_dict, lambda key: next((to + key[len(old):] for old, to in pairs.items()
+                                                   if key.startswith(old)), key), 'renaming')
+
+
 # ------------------------------------------------------------------- pre-trained weights
 
-@dataclasses.dataclass
-class ShapeMismatch:
-    key: str
-    checkpoint: tuple
-    model: tuple
-    hint: str = ''
+# Backbone weights (the ``PointEncoder``, bare or under ``MAE_encoder.``): a shape mismatch there
+# stops a load unless a partial load is asked for; a mismatch in a head is only reported.
+BACKBONE_KEY = re.compile(r'^(MAE_encoder\.)?(encoder|pos_embed|blocks|norm|cls_token|cls_pos)(\.|$)')
 
 
-@dataclasses.dataclass
-class LoadReport:
-    """What ``load_pretrained`` did; ``lines()`` is the grouped human-readable summary."""
-    source: str
-    loaded: list
-    missing: list
-    unexpected: list
-    mismatched: list
-    total: int = 0
-
-    def lines(self):
-        out = [f"loaded {len(self.loaded)}/{self.total} model tensors from {self.source}"]
-        if self.missing:
-            out.append(f"missing in the checkpoint (left as initialised): {', '.join(group_keys(self.missing))}")
-        if self.unexpected:
-            out.append(f"unused checkpoint entries: {', '.join(group_keys(self.unexpected))}")
-        for m in self.mismatched:
-            hint = f" -> {m.hint}" if m.hint else ''
-            out.append(f"shape mismatch, not loaded: {m.key}: checkpoint {m.checkpoint} vs model {m.model}{hint}")
-        return out
-
-    def __str__(self):
-        return '\n'.join(self.lines())
-
-
-def group_keys(keys):
-    """Summarise keys by their first one or two name components:
-    ``['head.0.weight', 'head.0.bias', 'cls_token']`` -> ``['head.* (2 keys)', 'cls_token']``."""
-    groups = {}
-    for key in keys:
-        groups.setdefault(_group_name(key), []).append(key)
-    return [members[0] if len(members) == 1 else f'{name}.* ({len(members)} keys)'
-            for name, members in groups.items()]
-
-
-def _group_name(key):
-    head = []
-    for part in key.split('.')[:-1][:2]:
-        if part.isdigit():
-            break
-        head.append(part)
-    return '.'.join(head) or key
-
-
-def load_pretrained(model, path_or_ckpt, logger=None, hints=None):
+def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False):
     """Load pre-trained (or fine-tuned) weights non-strictly and log a grouped report.
 
-    ``path_or_ckpt`` is a file or an already loaded checkpoint dict. Prefixes are stripped;
-    for a model that does not itself use an encoder prefix, only the checkpoint's encoder
-    is taken (``encoder_state_dict``). Tensors load only where names and shapes match;
-    shape mismatches are reported with the first matching hint (``hints`` regex -> message,
-    tried before ``DEFAULT_HINTS``). Returns a ``LoadReport``.
+    ``path_or_ckpt`` is a file or an already loaded checkpoint dict. Prefixes are stripped and
+    foreign names renamed (``FOREIGN_NAMES``); for a model that does not itself use an encoder
+    prefix, only the checkpoint's encoder is taken (``encoder_state_dict``). Tensors load where
+    names and shapes match. A shape mismatch on a backbone weight (``BACKBONE_KEY``) raises a
+    one-line ``CheckpointError`` with the config key that fixes it, before anything is loaded,
+    unless ``partial=True`` (then, like mismatches in heads, it is reported and the weight stays
+    as initialised). Hints: ``hints`` (regex -> message) tried before ``utils.load_report.HINTS``.
+    Returns a ``LoadReport``.
     """
     source = os.fspath(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else 'the given checkpoint'
     ckpt = load_checkpoint(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else path_or_ckpt
     target = unwrap_model(model)
     own = target.state_dict()
-    state = _state_for_model(extract_state_dict(ckpt, source), own)
-    report = _compare(state, own, source, [*(hints or {}).items(), *DEFAULT_HINTS.items()])
+    state, renamed = _state_for_model(extract_state_dict(ckpt, source), own)
+    report = _compare(state, own, source, [*(hints or {}).items(), *HINTS.items()])
+    report.unexpected = [renamed.get(k, k) for k in report.unexpected]  # as the file names them
+    backbone = [m for m in report.mismatched if BACKBONE_KEY.match(m.key)]
+    if backbone and not partial:
+        more = f' (and {len(backbone) - 1} more backbone tensors)' if len(backbone) > 1 else ''
+        raise CheckpointError(f"{source} does not fit the model's backbone: {backbone[0]}{more}; nothing "
+                              f"was loaded (a partial load, partial=True, would leave them as initialised)")
     target.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
     _log_report(report, logger or get_logger())
     return report
 
 
 def _state_for_model(state_dict, own):
-    """Strip prefixes the way that fits ``own``: keep encoder prefixes if the model has them."""
+    """``(state, renamed)``: ``state_dict`` in our names, prefixes stripped the way that fits
+    ``own`` (encoder prefixes kept when the model has them, else only the encoder taken), and
+    ``{our name: name in the file}`` for the keys ``FOREIGN_NAMES`` renamed."""
+    stripped = strip_prefixes(state_dict, WRAPPER_PREFIXES)
+    state = to_our_names(stripped)
+    renamed = {new: old for new, old in zip(state, stripped) if new != old}
     if any(k.startswith(ENCODER_PREFIXES) for k in own):
-        return strip_prefixes(state_dict, WRAPPER_PREFIXES)
-    return encoder_state_dict(state_dict)
+        return state, renamed
+    return encoder_state_dict(state), renamed
 
 
 def _compare(state, own, source, hints):
@@ -335,26 +327,17 @@ def _compare(state, own, source, hints):
         if ckpt_shape == model_shape:
             loaded.append(key)
         else:
-            mismatched.append(ShapeMismatch(key, ckpt_shape, model_shape, _hint(key, ckpt_shape, model_shape, hints)))
+            mismatched.append(ShapeMismatch(key, ckpt_shape, model_shape,
+                                            hint_for(key, ckpt_shape, model_shape, hints)))
     return LoadReport(source=source, loaded=loaded, missing=[k for k in own if k not in state],
                       unexpected=[k for k in state if k not in own], mismatched=mismatched, total=len(own))
-
-
-def _hint(key, ckpt_shape, model_shape, hints):
-    for pattern, message in hints:
-        if re.search(pattern, key):
-            try:
-                return message.format(ckpt=ckpt_shape, model=model_shape)
-            except (IndexError, KeyError, ValueError):
-                return message
-    return ''
 
 
 def _log_report(report, logger):
     lines = report.lines()
     logger.info(lines[0])
     for line in lines[1:]:
-        (logger.warning if line.startswith('shape mismatch') else logger.info)(line)
+        (logger.warning if line.startswith(('shape mismatch', 'different module')) else logger.info)(line)
     if not report.loaded:
         logger.warning(f"nothing was loaded from {report.source}: is it a checkpoint of this model family?")
 

@@ -28,8 +28,17 @@ def seed_worker(worker_id):
 
 
 def rng_state():
-    """Every RNG stream, for checkpoints: python, numpy, torch CPU and CUDA."""
-    return {'python': random.getstate(), 'numpy': np.random.get_state(),
+    """Every RNG stream, for checkpoints: python, numpy, torch CPU and CUDA.
+
+    Held as tensors and plain python data (no numpy objects), so a checkpoint holding it
+    loads with a plain ``torch.load(path, weights_only=True)``: the Mersenne-Twister keys of
+    python and numpy become int64 tensors, the rest ints, floats and strings.
+    """
+    version, mt, gauss_next = random.getstate()
+    name, key, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return {'python': {'version': version, 'state': torch.tensor(mt, dtype=torch.int64), 'gauss_next': gauss_next},
+            'numpy': {'bit_generator': name, 'key': torch.from_numpy(key.astype(np.int64)), 'pos': int(pos),
+                      'has_gauss': int(has_gauss), 'cached_gaussian': float(cached)},
             'torch': torch.get_rng_state(),
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
@@ -49,9 +58,37 @@ def rng_state_all_ranks():
 
 
 def set_rng_state(state):
-    """Restore what ``rng_state`` returned (CUDA streams only when CUDA is present)."""
-    random.setstate(state['python'])
-    np.random.set_state(state['numpy'])
+    """Restore what ``rng_state`` returned (CUDA streams only when CUDA is present).
+
+    Also takes the older layout, where ``python`` and ``numpy`` were the tuples of
+    ``random.getstate()`` and ``np.random.get_state()``.
+    """
+    random.setstate(_python_state(state['python']))
+    np.random.set_state(_numpy_state(state['numpy']))
     torch.set_rng_state(state['torch'])
     if state.get('cuda') is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def _python_state(s):
+    if isinstance(s, dict):
+        return s['version'], tuple(int(v) for v in s['state'].tolist()), s['gauss_next']
+    version, mt, gauss_next = s
+    return version, tuple(mt), gauss_next
+
+
+def _numpy_state(s):
+    if isinstance(s, dict):
+        return (s['bit_generator'], np.asarray(s['key'].tolist(), dtype=np.uint32), s['pos'], s['has_gauss'],
+                s['cached_gaussian'])
+    return s
+
+
+def resolve_device(flag):
+    """``--device`` value -> torch device string: 'auto' is cuda when available, else cpu;
+    'cuda' without a CUDA device is a ValueError."""
+    if flag == 'cuda' and not torch.cuda.is_available():
+        raise ValueError('--device cuda but no CUDA device is available (use --device cpu or auto)')
+    if flag == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return flag
