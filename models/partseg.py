@@ -7,8 +7,9 @@ interchange: the backbone is ``PointEncoder`` itself (``encoder.*``, ``pos_embed
 then ``label_conv.{0,1}.*`` (category embedding), ``propagation_0.mlp_convs.{i}.*`` /
 ``propagation_0.mlp_bns.{i}.*`` (feature propagation), ``convs1``/``bns1``, ``convs2``/``bns2``,
 ``convs3`` (head). Pre-training checkpoints (ours and Point-MAE's under ``MAE_encoder.``,
-Point-BERT's under ``transformer_q.``, the released MaskClu ones) load their encoder through
-``load_encoder``.
+Point-BERT's ``transformer_q.`` names, the released MaskClu ones) load their encoder through
+``load_encoder``. Per-point features of a frozen encoder without learned layers (the dense
+probe's input) come from ``models.features.FeatureEncoder`` with ``point_blocks=(4, 8, 12)``.
 """
 import torch
 import torch.nn.functional as F
@@ -25,21 +26,6 @@ from utils.logger import get_logger
 
 # The backbone's top-level module and parameter names (frozen with ``type: frozen``).
 BACKBONE = ('group_divider', 'encoder', 'pos_embed', 'blocks', 'norm', 'cls_token', 'cls_pos')
-
-
-def patch_features(encoder, points, after_blocks=(4, 8, 12), generator=None):
-    """encoder (a ``PointEncoder``), points (B, N, 3) -> concatenated block features (B, G, kC)
-    (k = len(after_blocks), each block's output through the final LayerNorm), center (B, G, 3)."""
-    features, center = encoder.block_features(points, after_blocks, generator)
-    return torch.cat(features, dim=-1), center
-
-
-def point_features(encoder, points, after_blocks=(4, 8, 12), generator=None):
-    """Per-point features without learned layers (the dense probe's input): the concatenated
-    block features of the G centers interpolated to the N points from their 3 nearest centers
-    (inverse squared distance, ``extensions.interpolate_idw``). points (B, N, 3) -> (B, N, kC)."""
-    features, center = patch_features(encoder, points, after_blocks, generator)
-    return interpolate_idw(points, center, features)
 
 
 def batch_norm_last(bn, x):
@@ -188,7 +174,8 @@ class PartSegmentation(PointEncoder):
     # ------------------------------------------------------------------ forward
     def forward(self, points, category, generator=None):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            features, center = patch_features(self, points, self.feature_blocks, generator)
+            blocks, center = self.block_features(points, self.feature_blocks, generator)
+        features = torch.cat(blocks, dim=-1)                                  # (B, G, 3C)
         with record_function('phase/propagation'):
             per_point = self.propagation_0(points, center, features)
         with record_function('phase/heads'):

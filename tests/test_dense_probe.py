@@ -1,12 +1,10 @@
 """Dense frozen probe: feature sampling, the linear probe, and a tiny synthetic problem on which a
 frozen (random) encoder's propagated features beat a constant predictor."""
-import functools
-
 import torch
 
 from datasets.shapenetpart_labels import CATEGORIES, CATEGORY_OF_PART, PARTS
 from models import build_model
-from models.partseg import point_features
+from models.features import load_encoder
 from tools.dense_probe import dense_probe, evaluate_probe, fit_linear_probe, sample_point_features
 from utils.seg_metrics import PartSegMeter
 
@@ -69,12 +67,19 @@ def constant_predictor_miou(train, test):
     return meter.compute()['instance_miou']
 
 
-def test_frozen_random_encoder_beats_a_constant_predictor():
+def test_frozen_encoder_of_a_checkpoint_beats_a_constant_predictor():
+    """The path the CLI takes: the encoder of a (here untrained, tiny) MaskClu pre-training
+    checkpoint through ``models.features.load_encoder``, per-point features of blocks 1 and 2."""
+    from tests.test_models import maskclu_cfg
     torch.manual_seed(0)
-    encoder = build_model({'NAME': 'PartSegmentation', 'trans_dim': 32, 'encoder_dims': 32, 'depth': 2,
-                           'num_heads': 2, 'num_group': 16, 'group_size': 16, 'feature_blocks': [1, 2],
-                           'type': 'frozen'}).eval()
-    feature_fn = functools.partial(point_features, encoder, after_blocks=(1, 2))
+    cfg = maskclu_cfg()
+    ckpt = {'base_model': build_model(cfg).state_dict(), 'config': {'model': cfg}}
+    encoder = load_encoder(ckpt, group_size=16)
+    assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+
+    def feature_fn(points):
+        return encoder(points, point_blocks=(1, 2)).point_features
+
     train, test = synthetic_loader(48, seed=0), synthetic_loader(16, seed=1)
     with torch.random.fork_rng():
         result = dense_probe(feature_fn, train, test, 'cpu', TABLE, CATEGORIES, points_per_shape=64, epochs=20,

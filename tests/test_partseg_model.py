@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from models import MODELS, build_model
-from models.partseg import FeaturePropagation, PartSegmentation, nll_loss, point_features
+from models.partseg import FeaturePropagation, PartSegmentation, nll_loss
 from tools.optim import build_optimizer
 from utils.checkpoint import CheckpointError
 from utils.config import ConfigError
@@ -188,18 +188,6 @@ def test_feature_propagation_matches_numpy_brute_force():
                bn.bias.detach().numpy()) for c, bn in zip(prop.mlp_convs, prop.mlp_bns)]
     expected = numpy_propagation(points.numpy(), center.numpy(), features.numpy(), layers)
     torch.testing.assert_close(prop(points, center, features), torch.from_numpy(expected), rtol=1e-9, atol=1e-9)
-
-
-def test_point_features_interpolate_the_concatenated_blocks():
-    model = tiny().eval()
-    points = clouds(2, 64)
-    feats = point_features(model, points, (1, 3))
-    assert feats.shape == (2, 64, 64)
-    blocks, center = model.block_features(points, (1, 3))
-    nearest = torch.cdist(points, center).argmin(-1)          # a point at a center takes its features
-    on_center = torch.cdist(points, center).amin(-1) == 0
-    expected = torch.cat(blocks, -1)[torch.arange(2)[:, None], nearest]
-    torch.testing.assert_close(feats[on_center], expected[on_center], rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------ loading encoders

@@ -2,11 +2,12 @@
 
 The cheapest way to compare pre-training objectives on a dense task (ShapeNetPart):
 
-1. ``sample_point_features``: per-point features of the train split (for the segmentation
-   backbone, ``models.partseg.point_features``: blocks 4/8/12 through the final norm, propagated
-   to the points by 3-NN inverse-distance interpolation), keeping ``points_per_shape`` random
-   points per shape, stored on the CPU in float16: memory shapes * points_per_shape * D * 2 bytes
-   (ShapeNetPart train+val, 32 points, D = 1152: 1.0 GB).
+1. ``sample_point_features``: per-point features of the train split, keeping ``points_per_shape``
+   random points per shape, stored on the CPU in float16: memory shapes * points_per_shape * D * 2
+   bytes (ShapeNetPart train+val, 32 points, D = 1152: 1.0 GB). For part segmentation the
+   features are blocks 4/8/12 through the final norm, propagated to the points by 3-NN
+   inverse-distance interpolation: with ``encoder = models.features.load_encoder(ckpt,
+   num_group=128)``, ``feature_fn = lambda p: encoder(p, point_blocks=(4, 8, 12)).point_features``.
 2. ``fit_linear_probe``: one ``nn.Linear(D, P)`` trained with Adam (cosine-annealed) on the
    standardised features; its softmax runs over the shape's category parts only, as the
    evaluation's argmax does. The standardisation is folded into the returned layer.
@@ -15,8 +16,8 @@ The cheapest way to compare pre-training objectives on a dense task (ShapeNetPar
 ``dense_probe`` runs the three. Batches are ``(points (B,N,3), category (B,), parts (B,N))`` as
 the ShapeNetPart loader collates them, optionally with a fourth entry, the dataset indices
 (B,): needed under DDP so that the test shapes a ``DistributedSampler`` duplicates count once.
-``feature_fn(points (B,N,3)) -> (B,N,D)`` is called under ``no_grad``; put the encoder in eval
-mode. Under DDP every rank extracts its shard, the train features are gathered batch by batch,
+``feature_fn(points (B,N,3)) -> (B,N,D)`` is called under ``no_grad``; its encoder must be in eval
+mode (``load_encoder`` returns it so). Under DDP every rank extracts its shard, the train features are gathered batch by batch,
 and every rank fits the same probe (same data, same seed).
 """
 import math
