@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from datasets import build_dataset
-from datasets.demo.categories import CATEGORIES, MODELNET, PARTSEG, SCAN, SCAN_CLASSES, SHAPENET
+from datasets.demo.categories import CATEGORIES, MODELNET, PARTSEG, SCAN, SCAN_CLASSES, SHAPENET, SHAPENET_SYNSETS
 from datasets.demo.generate import (MODELNET_POINTS, MODELNET_RAW_POINTS, PARTSEG_POINTS, SHAPENET_POINTS, SIZES,
                                     make_demo_data)
 from datasets.files import PROJECT_ROOT
@@ -45,7 +45,8 @@ def demo_entry(root, config, **others):
 def test_summary_lists_the_counts(demo):
     summary = demo[1]
     assert f'{len(CATEGORIES)} categories' in summary and 'airplane' in summary
-    assert f'ShapeNet-55   train {TINY.shapenet[0] * len(SHAPENET)}, test {TINY.shapenet[1] * len(SHAPENET)}' in summary
+    synsets = len(SHAPENET_SYNSETS)
+    assert f'ShapeNet-55   train {TINY.shapenet[0] * synsets}, test {TINY.shapenet[1] * synsets}' in summary
     assert 'MiB on disk' in summary
 
 
@@ -53,7 +54,8 @@ def test_shapenet_layout(demo):
     root = demo[0]
     train = build_dataset(demo_entry(root, 'ShapeNet-55', subset='train', npoints=1024))
     test = build_dataset(demo_entry(root, 'ShapeNet-55', subset='test', npoints=1024))
-    assert (len(train), len(test)) == (TINY.shapenet[0] * len(SHAPENET), TINY.shapenet[1] * len(SHAPENET))
+    synsets = len(SHAPENET_SYNSETS)
+    assert (len(train), len(test)) == (TINY.shapenet[0] * synsets, TINY.shapenet[1] * synsets)
     assert {t for t, _, _ in test} == {c.synset for c in SHAPENET}
     stored = np.load(glob.glob(os.path.join(root, 'ShapeNet55-34', 'shapenet_pc', '*.npy'))[0])
     assert stored.shape == (SHAPENET_POINTS, 3) and stored.dtype == np.float32 and train[0][2].shape == (1024, 3)

@@ -38,6 +38,14 @@ def test_primitive_areas_and_unit_normals(shape, area):
     assert np.allclose(np.linalg.norm(normals, axis=1), 1)
 
 
+@pytest.mark.parametrize('make, message', [(lambda: Box(1, -0.1, 1), 'Box: negative size'),
+                                           (lambda: Frustum(0.5, -0.2, 1), 'Frustum: negative size'),
+                                           (lambda: Ellipsoid(1, 1, 1, 0.5, 0.2), 'Ellipsoid: negative size')])
+def test_a_negative_size_stops_the_builder_at_once(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_ellipsoid_points_lie_on_it_with_outward_normals_and_area_uniform():
     shape = Ellipsoid(2.0, 0.5, 1.0)
     points, normals = shape.sample(40000, np.random.default_rng(0))

@@ -6,10 +6,10 @@ pre-training set holds the categories that have one, as ShapeNet-55 does), a Mod
 name, a ShapeNetPart category and a ScanObjectNN class. The i-th part name of a ShapeNetPart
 category is that category's i-th global part id.
 
-The sets overlap as the real ones do: 29 categories are pre-trained on; 22 make the
+The sets overlap as the real ones do: 31 categories (29 synsets) are pre-trained on; 25 make the
 ModelNet-like set, all 16 ShapeNetPart categories are there, and the ScanObjectNN-like set has
 the 15 real classes, four of which (box, door, sink, toilet) have no ShapeNet synset and so are
-never seen in pre-training.
+never seen in pre-training (nor is the ModelNet-like stairs).
 """
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -55,6 +55,7 @@ CATEGORIES = (
     C('display', fixtures.display, ('screen', 'stand'), '03211117', 'monitor', None, 'display'),
     C('door', fixtures.door, ('leaf', 'window', 'handle', 'frame'), None, 'door', None, 'door'),
     C('earphone', objects.earphone, ('earphone', 'headband', 'cord'), '03261776', None, 'Earphone'),
+    C('flower_pot', objects.flower_pot, ('pot', 'plant'), '03991062', 'flower_pot'),
     C('guitar', objects.guitar, ('head', 'neck', 'body'), '03467517', 'guitar', 'Guitar'),
     C('knife', objects.knife, ('blade', 'handle'), '03624134', None, 'Knife'),
     C('lamp', fixtures.lamp, ('base', 'shade', 'canopy', 'tube'), '03636649', 'lamp', 'Lamp'),
@@ -68,15 +69,19 @@ CATEGORIES = (
     C('sink', fixtures.sink, ('basin', 'counter', 'cabinet', 'faucet'), None, 'sink', None, 'sink'),
     C('skateboard', vehicles.skateboard, ('wheel', 'deck', 'truck'), '04225987', None, 'Skateboard'),
     C('sofa', furniture.sofa, ('base', 'seat', 'back', 'arm', 'leg'), '04256520', 'sofa', None, 'sofa'),
+    C('stairs', fixtures.stairs, ('step', 'railing'), None, 'stairs'),
     C('stool', furniture.stool, ('seat', 'leg', 'back'), '03001627', 'stool'),
     C('table', furniture.table, ('top', 'leg', 'support'), '04379243', 'table', 'Table', 'table'),
     C('toilet', fixtures.toilet, ('bowl', 'seat', 'tank'), None, 'toilet', None, 'toilet'),
+    C('vase', objects.vase, ('body', 'handle'), '03593526', 'vase'),
 )
 del C
 
 # The categories of each layout, in label order. ShapeNet files desks under tables and stools
-# under chairs, so those share a synset.
+# under chairs, so those share a synset: SHAPENET_SYNSETS lists (synset, its categories).
 SHAPENET = tuple(c for c in CATEGORIES if c.synset)
+SHAPENET_SYNSETS = tuple((synset, tuple(c for c in SHAPENET if c.synset == synset))
+                         for synset in dict.fromkeys(c.synset for c in SHAPENET))
 MODELNET = tuple(sorted((c for c in CATEGORIES if c.modelnet), key=lambda c: c.modelnet))
 PARTSEG = tuple(sorted((c for c in CATEGORIES if c.partseg), key=lambda c: PART_CATEGORIES.index(c.partseg)))
 SCAN = tuple(sorted((c for c in CATEGORIES if c.scan), key=lambda c: SCAN_CLASSES.index(c.scan)))

@@ -1,4 +1,5 @@
-"""Room fixtures and containers: door, sink, toilet, bathtub, bin, box, pillow, display, laptop, lamp.
+"""Room fixtures and containers: door, stairs, sink, toilet, bathtub, bin, box, pillow, display,
+laptop, lamp.
 
 Several are boxes at heart (box, bin, bathtub, sink cabinet, display, door), which is what
 makes them hard to tell apart from far away: the difference is in openings, rims, handles,
@@ -33,6 +34,28 @@ def door(rng):
         parts += [panel(ft, height + ft, fd, (s * (width + ft) / 2, (height + ft) / 2, 0), 'frame') for s in (-1, 1)]
         parts.append(panel(width + 2 * ft, ft, fd, (0, height + ft / 2, 0), 'frame'))
     return moved(parts, rot=rotation('y', rng.uniform(-35, 0)) if rng.random() < 0.3 else None)
+
+
+def stairs(rng):
+    steps = int(rng.integers(3, 12))
+    width, rise, run = rng.uniform(0.6, 1.4), rng.uniform(0.15, 0.2), rng.uniform(0.22, 0.32)
+    solid = rng.random() < 0.5   # solid blocks, or floating treads on stringers
+    parts = []
+    for k in range(steps):
+        if solid:
+            parts.append(panel(width, rise * (k + 1), run, (0, rise * (k + 1) / 2, -k * run), 'step'))
+        else:
+            parts.append(panel(width, 0.04, run, (0, rise * (k + 1) - 0.02, -k * run), 'step'))
+    if not solid:
+        bottom, top = np.array([0, 0, run / 2]), np.array([0, rise * steps, -(steps - 0.5) * run])
+        parts += [rod(bottom + [s * width / 2, 0, 0], top + [s * width / 2, 0, 0], 0.03, 'step') for s in (-1, 1)]
+    for s in ([-1, 1] if rng.random() < 0.3 else [1] if rng.random() < 0.6 else []):   # hand rails
+        x, h = s * width / 2, rng.uniform(0.8, 1.0)
+        bottom, top = np.array([x, h, run / 2]), np.array([x, rise * steps + h, -(steps - 0.5) * run])
+        parts.append(rod(bottom, top, 0.02, 'railing'))
+        parts += [rod(np.array([x, rise * (k + 1), -k * run]), np.array([x, rise * (k + 1) + h, -k * run]), 0.012,
+                      'railing') for k in range(0, steps, 2)]
+    return parts
 
 
 def faucet(rng, at, reach):
@@ -88,8 +111,8 @@ def sink(rng):
         if kind in ('vanity', 'kitchen'):
             ch = top_y - counter_t / 2
             parts.append(panel(cw * 0.98, ch, d * 1.2, (0, ch / 2, 0), 'cabinet'))
-            parts += drawer_fronts(rng, cw * 0.94, ch * 0.85, 0, ch * 0.5, d * 0.6, 1, int(rng.integers(1, 4)), 'cabinet',
-                                   'cabinet')
+            doors = int(rng.integers(1, 4))
+            parts += drawer_fronts(rng, cw * 0.94, ch * 0.85, 0, ch * 0.5, d * 0.6, 1, doors, 'cabinet', 'cabinet')
     parts += faucet(rng, (0, top_y, -d * 0.55), d * rng.uniform(0.3, 0.5))
     return parts
 
@@ -98,9 +121,10 @@ def toilet(rng):
     seat_y = rng.uniform(0.38, 0.45)
     a, c = rng.uniform(0.16, 0.21), rng.uniform(0.22, 0.3)
     bowl_h = rng.uniform(0.15, 0.25)
-    parts = [Part(Ellipsoid(a, bowl_h, c, -bowl_h, 0), 'bowl', (0, seat_y, 0)),
-             Part(Ellipsoid(a - 0.02, bowl_h - 0.02, c - 0.02, -(bowl_h - 0.02), 0, inward=True), 'bowl', (0, seat_y, 0)),
-             Part(Frustum(a * 0.7, a * 0.55, seat_y - bowl_h * 0.7), 'bowl', (0, (seat_y - bowl_h * 0.7) / 2, -c * 0.2))]
+    inner = Ellipsoid(a - 0.02, bowl_h - 0.02, c - 0.02, -(bowl_h - 0.02), 0, inward=True)
+    foot_h = seat_y - bowl_h * 0.7
+    parts = [Part(Ellipsoid(a, bowl_h, c, -bowl_h, 0), 'bowl', (0, seat_y, 0)), Part(inner, 'bowl', (0, seat_y, 0)),
+             Part(Frustum(a * 0.7, a * 0.55, foot_h), 'bowl', (0, foot_h / 2, -c * 0.2))]
     ring_r = (a + c) / 2 - 0.03
     parts.append(Part(TorusArc(ring_r, rng.uniform(0.015, 0.025)), 'seat', (0, seat_y + 0.02, 0), FLAT_RING))
     lid = rng.choice(['up', 'down', 'none'], p=[0.4, 0.4, 0.2])
@@ -132,7 +156,8 @@ def bathtub(rng):
         parts += faucet(rng, (length / 2 - wall, lift + height, 0), 0.15)
     if rng.random() < 0.25:   # a shower screen
         sh = rng.uniform(0.9, 1.4)
-        parts.append(panel(rng.uniform(0.6, 0.9), sh, 0.012, (length * 0.2, lift + height + sh / 2, width / 2), 'screen'))
+        parts.append(panel(rng.uniform(0.6, 0.9), sh, 0.012, (length * 0.2, lift + height + sh / 2, width / 2),
+                           'screen'))
     return parts
 
 

@@ -105,8 +105,8 @@ def bench(rng):
     leg_h = height - seat_t
     if rng.random() < 0.4:   # slab ends
         t = rng.uniform(0.03, 0.06)
-        parts += [panel(t, leg_h, depth * rng.uniform(0.8, 1.0), (s * (length / 2 - rng.uniform(0.05, 0.2)), leg_h / 2, 0),
-                        'leg') for s in (-1, 1)]
+        parts += [panel(t, leg_h, depth * rng.uniform(0.8, 1.0),
+                        (s * (length / 2 - rng.uniform(0.05, 0.2)), leg_h / 2, 0), 'leg') for s in (-1, 1)]
     else:
         t = rng.uniform(0.03, 0.07)
         parts += legs(rng, length, depth, leg_h, t, t / 2 + rng.uniform(0, 0.08), count=6 if length > 1.4 else 4)
@@ -163,7 +163,8 @@ def table(rng):
         h = rng.uniform(0.05, 0.12)
         parts += renamed(stretchers(width, depth, leg_h - h / 2, inset, 0.02), 'support')
     elif style == 'shelf':
-        parts.append(panel(width - 2 * inset, 0.025, depth - 2 * inset, (0, rng.uniform(0.1, 0.3) * leg_h, 0), 'support'))
+        parts.append(panel(width - 2 * inset, 0.025, depth - 2 * inset, (0, rng.uniform(0.1, 0.3) * leg_h, 0),
+                           'support'))
     elif style == 'stretcher':
         parts += renamed(stretchers(width, depth, rng.uniform(0.1, 0.3) * leg_h, inset, 0.03), 'support')
     return parts
@@ -225,7 +226,8 @@ def bed(rng):
     pillows = int(rng.choice([0, 1, 2], p=[0.25, 0.35, 0.4]))
     for k in range(pillows):
         x = 0 if pillows == 1 else (k - 0.5) * width / 2
-        shape = Ellipsoid(width / (2 * pillows) * rng.uniform(0.7, 0.9), rng.uniform(0.05, 0.09), rng.uniform(0.15, 0.22))
+        shape = Ellipsoid(width / (2 * pillows) * rng.uniform(0.7, 0.9), rng.uniform(0.05, 0.09),
+                          rng.uniform(0.15, 0.22))
         parts.append(Part(shape, 'pillow', (x, top + shape.b * 0.8, -length / 2 + 0.3)))
     return parts
 

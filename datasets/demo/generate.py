@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datasets.demo.categories import CATEGORIES, MODELNET, PARTSEG, SCAN, SHAPENET
+from datasets.demo.categories import CATEGORIES, MODELNET, PARTSEG, SCAN, SHAPENET_SYNSETS
 from datasets.demo.sampling import instance_rng, object_id, sample_object
 from datasets.demo.scans import scan_variants
 from datasets.modelnet_cache import build_cache, read_cache
@@ -41,7 +41,7 @@ SHAPENET_LAYOUT, MODELNET_LAYOUT, PARTSEG_LAYOUT, SCAN_LAYOUT = 1, 2, 3, 4  # la
 
 @dataclass(frozen=True)
 class DemoSize:
-    """Objects per category: ``shapenet`` (train, test), ``modelnet`` (train, test),
+    """Objects per category (per synset for ShapeNet): ``shapenet`` (train, test), ``modelnet`` (train, test),
     ``partseg`` (train, val, test), ``scan`` (train, test); ``fewshot`` (ways, shots, folds,
     test shapes per class in a fold)."""
     shapenet: tuple
@@ -53,7 +53,7 @@ class DemoSize:
 
 SIZES = {
     'tiny': DemoSize((1, 1), (2, 2), (2, 1, 1), (2, 1), ((5, 10), (1, 2), 2, 2)),
-    'small': DemoSize((33, 6), (20, 20), (12, 2, 4), (24, 10), ((5, 10), (10, 20), 10, 10)),
+    'small': DemoSize((33, 6), (20, 20), (12, 2, 4), (24, 10), ((5, 10), (10, 20), 10, 8)),
     'full': DemoSize((200, 50), (80, 30), (100, 15, 30), (80, 20), ((5, 10), (10, 20), 10, 20)),
 }
 
@@ -72,11 +72,16 @@ def instances(categories, layout, seed, indices):
 
 
 def make_shapenet(out, seed, size):
-    """ShapeNet-55 layout under ``out/ShapeNet55-34``: every category with a ShapeNet synset."""
+    """ShapeNet-55 layout under ``out/ShapeNet55-34``: ``size.shapenet`` shapes per synset, the
+    categories of a synset taking turns (tables and desks, chairs and stools)."""
     splits = {}
     for name, indices in split_ranges(('train', 'test'), size.shapenet).items():
-        splits[name] = [(category.synset, object_id(rng), sample_object(category, rng, SHAPENET_POINTS)[0])
-                        for _, category, rng in instances(SHAPENET, SHAPENET_LAYOUT, seed, indices)]
+        splits[name] = []
+        for synset, categories in SHAPENET_SYNSETS:
+            for i in indices:
+                category = categories[i % len(categories)]
+                rng = instance_rng(seed, SHAPENET_LAYOUT, CATEGORIES.index(category), i)
+                splits[name].append((synset, object_id(rng), sample_object(category, rng, SHAPENET_POINTS)[0]))
     base = os.path.join(out, 'ShapeNet55-34')
     write_shapenet55(os.path.join(base, 'ShapeNet-55'), os.path.join(base, 'shapenet_pc'), splits)
     return {name: len(shapes) for name, shapes in splits.items()}

@@ -1,4 +1,5 @@
-"""Hand-held and table-top objects: bottle, bowl, mug, bag, cap, earphone, knife, guitar, pistol.
+"""Hand-held and table-top objects: bottle, vase, flower pot, bowl, mug, bag, cap, earphone, knife,
+guitar, pistol.
 
 Several are turned shapes (bottle, bowl, mug, and the round bin of ``fixtures.py``) that
 differ in profile and in a handle; handles (loops and grips) recur on mugs, bags, knives and
@@ -35,6 +36,56 @@ def bottle(rng):
     return parts
 
 
+def turned_profile(radii, heights, name, wall=0.0):
+    """A surface of revolution through the (radius, height) knots: frustums between them, open at
+    the top; ``wall`` > 0 adds the inner surface of a vessel of that thickness."""
+    parts = []
+    for k in range(len(radii) - 1):
+        h = heights[k + 1] - heights[k]
+        mid = (heights[k] + heights[k + 1]) / 2
+        parts.append(Part(Frustum(radii[k], radii[k + 1], h, bottom=k == 0, top=False), name, (0, mid, 0)))
+        if wall:
+            parts.append(Part(Frustum(radii[k] - wall, radii[k + 1] - wall, h, bottom=k == 0, top=False, inward=True),
+                              name, (0, mid + (wall if k == 0 else 0), 0)))
+    return parts
+
+
+def vase(rng):
+    height = rng.uniform(0.5, 1.2)
+    foot, belly = rng.uniform(0.08, 0.2), rng.uniform(0.14, 0.32)
+    neck = max(rng.uniform(0.2, 0.6) * belly, 0.05)
+    lip = neck * rng.uniform(1.0, 1.7)
+    belly_y, neck_y = rng.uniform(0.2, 0.6), rng.uniform(0.65, 0.92)
+    parts = turned_profile([foot, belly, neck, lip], np.array([0, belly_y, neck_y, 1]) * height, 'body',
+                           wall=0.015)
+    parts.append(Part(TorusArc(lip - 0.0075, 0.0075), 'body', (0, height, 0), FLAT_RING))
+    if rng.random() < 0.2:   # two small handles between belly and neck
+        y = (belly_y + neck_y) / 2 * height
+        parts += [loop_handle(height * 0.1, 0.012, 200, (s * (belly + neck) / 2, y, 0),
+                              rotation('y', 0 if s > 0 else 180)) for s in (-1, 1)]
+    return parts
+
+
+def flower_pot(rng):
+    height, r0 = rng.uniform(0.25, 0.5), rng.uniform(0.12, 0.22)
+    r1 = r0 * rng.uniform(1.1, 1.5)
+    parts = turned_profile([r0, r1], [0.0, height], 'pot', wall=0.015)
+    soil_y = height * rng.uniform(0.8, 0.95)
+    parts.append(Part(cylinder(r0 + (r1 - r0) * soil_y / height - 0.015, 0.0, bottom=False), 'pot', (0, soil_y, 0)))
+    if rng.random() < 0.3:   # a saucer
+        parts.append(Part(cylinder(r0 * 1.3, 0.02), 'pot', (0, -0.01, 0)))
+    stems = int(rng.integers(1, 6))
+    for _ in range(stems):   # stems with a leaf (a flat ellipsoid) or a bloom at the end
+        lean = rotation('y', rng.uniform(0, 360)) @ rotation('z', rng.uniform(0, 35))
+        length = rng.uniform(0.3, 1.0) * height * 2
+        base = np.array([rng.uniform(-0.5, 0.5) * r0, soil_y, rng.uniform(-0.5, 0.5) * r0])
+        tip = base + lean @ [0, length, 0]
+        parts.append(rod(base, tip, rng.uniform(0.005, 0.012), 'plant'))
+        leaf = Ellipsoid(rng.uniform(0.04, 0.12), rng.uniform(0.005, 0.01), rng.uniform(0.02, 0.05))
+        parts.append(Part(leaf, 'plant', tip, lean @ rotation('x', rng.uniform(-40, 40))))
+    return parts
+
+
 def bowl(rng):
     radius, wall = rng.uniform(0.4, 0.8), rng.uniform(0.015, 0.05)
     depth = radius * rng.uniform(0.3, 1.0)   # shallow dish to deep bowl
@@ -46,8 +97,8 @@ def bowl(rng):
         parts.append(Part(cylinder(radius * rng.uniform(0.25, 0.5), foot_h, top=False), 'foot',
                           (0, -depth + 0.01 - foot_h / 2, 0)))
     if rng.random() < 0.15:   # two small side handles
-        parts += [loop_handle(radius * 0.12, wall, 180, (s * radius, -wall, 0), FLAT_RING @ rotation('z', 0 if s > 0 else 180))
-                  for s in (-1, 1)]
+        parts += [loop_handle(radius * 0.12, wall, 180, (s * radius, -wall, 0),
+                              FLAT_RING @ rotation('z', 0 if s > 0 else 180)) for s in (-1, 1)]
     return parts
 
 
@@ -88,7 +139,8 @@ def bag(rng):
         z = 0 if count == 1 else (k - 0.5) * d * 0.8
         parts.append(loop_handle(R, rng.uniform(0.008, 0.02), 180, (0, top, z), rotation('z', 90)))
     if rng.random() < 0.4:   # a front pocket
-        parts.append(panel(w * rng.uniform(0.4, 0.8), h * rng.uniform(0.3, 0.5), 0.04, (0, h * 0.35, d / 2 + 0.02), 'body'))
+        parts.append(panel(w * rng.uniform(0.4, 0.8), h * rng.uniform(0.3, 0.5), 0.04, (0, h * 0.35, d / 2 + 0.02),
+                           'body'))
     return parts
 
 
@@ -102,7 +154,8 @@ def cap(rng):
         parts.append(Part(cylinder(r * 1.01, crown_h * 0.2, bottom=False, top=False), 'panels', (0, crown_h * 0.1, 0)))
     peak_l, peak_w = r * rng.uniform(0.6, 1.1), r * rng.uniform(1.4, 2.0)
     tilt = rotation('x', rng.uniform(0, 25))
-    parts.append(Part(Box(peak_w, 0.006, peak_l), 'peak', np.array([0, 0.01, r * 0.9]) + tilt @ [0, 0, peak_l / 2], tilt))
+    parts.append(Part(Box(peak_w, 0.006, peak_l), 'peak', np.array([0, 0.01, r * 0.9]) + tilt @ [0, 0, peak_l / 2],
+                      tilt))
     return parts
 
 
@@ -174,16 +227,18 @@ def pistol(rng):
     parts = [panel(slide_l, slide_h, slide_w, (0, 0, 0), 'barrel')]
     if rng.random() < 0.5:   # a barrel sticking out, or a revolver drum
         length = rng.uniform(0.03, 0.12)
-        parts.append(Part(cylinder(slide_h * 0.3, length), 'barrel', (slide_l / 2 + length / 2, slide_h * 0.1, 0), X_AXIS))
+        parts.append(Part(cylinder(slide_h * 0.3, length), 'barrel', (slide_l / 2 + length / 2, slide_h * 0.1, 0),
+                          X_AXIS))
     if rng.random() < 0.25:
-        parts.append(Part(cylinder(slide_h * 0.7, slide_l * 0.25), 'barrel', (-slide_l * 0.1, -slide_h * 0.3, 0), X_AXIS))
+        parts.append(Part(cylinder(slide_h * 0.7, slide_l * 0.25), 'barrel', (-slide_l * 0.1, -slide_h * 0.3, 0),
+                          X_AXIS))
     grip_l, grip_w = rng.uniform(0.08, 0.15), rng.uniform(0.03, 0.05)
     rake = rotation('z', rng.uniform(8, 25))
     grip_top = np.array([-slide_l / 2 + grip_w * 0.8, -slide_h / 2, 0])
     parts.append(Part(Box(grip_w, grip_l, slide_w * 1.1), 'handle', grip_top + rake @ [0, -grip_l / 2, 0], rake))
     if rng.random() < 0.3:   # an extended magazine
-        parts.append(Part(Box(grip_w * 0.8, grip_l * 0.3, slide_w * 0.9), 'handle', grip_top + rake @ [0, -grip_l * 1.1, 0],
-                          rake))
+        parts.append(Part(Box(grip_w * 0.8, grip_l * 0.3, slide_w * 0.9), 'handle',
+                          grip_top + rake @ [0, -grip_l * 1.1, 0], rake))
     guard_r = rng.uniform(0.018, 0.03)
     guard_at = grip_top + [grip_w / 2 + guard_r, -0.002, 0]
     parts += [Part(TorusArc(guard_r, 0.004, 200), 'trigger', guard_at, rotation('z', -90)),

@@ -27,12 +27,22 @@ def _ring(theta, radius, y):
     return np.stack([radius * np.cos(theta), np.broadcast_to(y, theta.shape), radius * np.sin(theta)], axis=1)
 
 
+def check_sizes(shape, **sizes):
+    """Sizes of a primitive must be >= 0: a builder's mistake stops here, not as a NaN later."""
+    bad = {k: v for k, v in sizes.items() if not v >= 0}
+    if bad:
+        raise ValueError(f"{type(shape).__name__}: negative size {bad}")
+
+
 @dataclass
 class Box:
     """Axis-aligned box centred at the origin with full side lengths (sx, sy, sz)."""
     sx: float
     sy: float
     sz: float
+
+    def __post_init__(self):
+        check_sizes(self, sx=self.sx, sy=self.sy, sz=self.sz)
 
     def area(self):
         return 2 * (self.sx * self.sy + self.sy * self.sz + self.sx * self.sz)
@@ -60,6 +70,9 @@ class Frustum:
     bottom: bool = True
     top: bool = True
     inward: bool = False
+
+    def __post_init__(self):
+        check_sizes(self, r0=self.r0, r1=self.r1, h=self.h)
 
     def _areas(self):
         side = math.pi * (self.r0 + self.r1) * math.hypot(self.h, self.r0 - self.r1)
@@ -108,6 +121,7 @@ class SphereZone:
     def __post_init__(self):
         self.y0 = -self.r if self.y0 is None else self.y0
         self.y1 = self.r if self.y1 is None else self.y1
+        check_sizes(self, r=self.r, zone=self.y1 - self.y0)
 
     def area(self):
         return 2 * math.pi * self.r * (self.y1 - self.y0)
@@ -136,6 +150,7 @@ class Ellipsoid:
         self.y0 = -self.b if self.y0 is None else self.y0
         self.y1 = self.b if self.y1 is None else self.y1
         self.axes = np.array([self.a, self.b, self.c])
+        check_sizes(self, a=self.a, b=self.b, c=self.c, zone=self.y1 - self.y0)
 
     def _stretch(self, u):
         return np.linalg.norm(u / self.axes, axis=-1)
@@ -185,6 +200,9 @@ class TorusArc:
     R: float
     r: float
     arc: float = 360.0
+
+    def __post_init__(self):
+        check_sizes(self, R=self.R, r=self.r, arc=self.arc)
 
     def area(self):
         return math.radians(self.arc) * self.R * 2 * math.pi * self.r

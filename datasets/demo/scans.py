@@ -50,14 +50,16 @@ def scene_scan(category, categories, rng):
     obj = obj @ rotation('y', rng.uniform(0, 360)).T
     density, floor_y = SURFACE_POINTS / area, obj[:, 1].min()
     azimuth, elevation = rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(10, 50))
-    view = np.array([math.cos(azimuth) * math.cos(elevation), math.sin(elevation), math.sin(azimuth) * math.cos(elevation)])
+    view = np.array([math.cos(azimuth) * math.cos(elevation), math.sin(elevation),
+                     math.sin(azimuth) * math.cos(elevation)])
     half = rng.uniform(1.2, 1.6)   # the floor disc: as far as a shifted crop box can reach
     floor = Part(Frustum(half, half, 0.0, bottom=False), 'floor', (0, floor_y, 0))
     background = [sample_parts([floor], int(density * floor.area()), rng)[0], clutter(rng, floor_y, categories,
                                                                                      category, density)]
     if rng.random() < 0.4:   # a wall behind the object, facing the camera
         back = -rng.uniform(0.8, 1.3) * np.array([math.cos(azimuth), 0, math.sin(azimuth)])
-        wall = Part(Box(2 * half, 1.6, 0.06), 'wall', back + [0, floor_y + 0.8, 0], rotation('y', 90 - math.degrees(azimuth)))
+        wall = Part(Box(2 * half, 1.6, 0.06), 'wall', back + [0, floor_y + 0.8, 0],
+                    rotation('y', 90 - math.degrees(azimuth)))
         background.append(sample_parts([wall], int(density * wall.area() / 2), rng)[0])
     points = np.concatenate([obj, *background])
     is_object = np.arange(len(points)) < len(obj)

@@ -14,7 +14,7 @@ class Sensor:
 
     ``falloff``: the largest density gradient (density ratio up to exp(2 falloff) across the
     object, along a random direction); ``holes``: the most missing patches (each a ball of
-    radius 5-15 % of the object's, kept at 3 % density); ``noise``: (low, high) standard
+    radius 10-25 % of the object's, kept at 3 % density); ``noise``: (low, high) standard
     deviation of the Gaussian jitter, relative to the object radius.
     """
     falloff: float
@@ -22,7 +22,7 @@ class Sensor:
     noise: tuple
 
 
-CAD = Sensor(falloff=1.2, holes=2, noise=(0.0, 0.008))   # ShapeNet-, ModelNet-, ShapeNetPart-like clouds
+CAD = Sensor(falloff=1.2, holes=3, noise=(0.0, 0.008))   # ShapeNet-, ModelNet-, ShapeNetPart-like clouds
 SCAN = Sensor(falloff=1.0, holes=3, noise=(0.004, 0.012))  # ScanObjectNN-like scans
 
 
@@ -43,7 +43,7 @@ def density_log_weights(points, sensor, rng):
     log_w = rng.uniform(0, sensor.falloff) * (points @ direction)
     for _ in range(rng.integers(0, sensor.holes + 1)):
         center = points[rng.integers(len(points))]
-        inside = ((points - center) ** 2).sum(axis=1) < rng.uniform(0.05, 0.15) ** 2
+        inside = ((points - center) ** 2).sum(axis=1) < rng.uniform(0.1, 0.25) ** 2
         log_w[inside] += np.log(0.03)
     return log_w
 

@@ -33,7 +33,8 @@ def airplane(rng):
     tail_x, fin_h = -body_len / 2 - 0.6 * tail_len, rng.uniform(0.2, 0.45)
     tail_span = span * rng.uniform(0.3, 0.6)
     parts += renamed(wing_pair(rng, tail_span, chord * 0.6, 0.02, np.array([tail_x, r * 0.3, 0]), sweep, 0), 'tail')
-    parts.append(Part(Box(chord * 0.7, fin_h, 0.02), 'tail', (tail_x, r + fin_h / 2, 0), rotation('z', rng.uniform(0, 30))))
+    parts.append(Part(Box(chord * 0.7, fin_h, 0.02), 'tail', (tail_x, r + fin_h / 2, 0),
+                      rotation('z', rng.uniform(0, 30))))
     return parts
 
 
@@ -110,7 +111,8 @@ def motorbike(rng):
     tank = Ellipsoid(rng.uniform(0.15, 0.25), rng.uniform(0.07, 0.12), rng.uniform(0.1, 0.16))
     parts.append(Part(tank, 'gas_tank', (0.1, frame_y + tank.b * 0.8, 0), rotation('z', -8)))
     seat_l = rng.uniform(0.3, 0.55)
-    parts.append(panel(seat_l, rng.uniform(0.05, 0.1), rng.uniform(0.18, 0.26), (-seat_l / 2, frame_y + 0.05, 0), 'seat'))
+    parts.append(panel(seat_l, rng.uniform(0.05, 0.1), rng.uniform(0.18, 0.26), (-seat_l / 2, frame_y + 0.05, 0),
+                       'seat'))
     bar = rng.uniform(0.5, 0.8)
     parts += [rod(head + [0, 0.05, -bar / 2], head + [0, 0.05, bar / 2], 0.015, 'handle')]
     parts += [Part(cylinder(0.02, 0.1), 'handle', head + [0, 0.05, s * (bar / 2 + 0.05)], Z_AXIS) for s in (-1, 1)]
@@ -137,7 +139,7 @@ def skateboard(rng):
         x = s * core * rng.uniform(0.32, 0.42)
         parts += [panel(0.05, truck_h, width * 0.4, (x, -t / 2 - truck_h / 2, 0), 'truck'),
                   rod((x, -t / 2 - truck_h, -width * 0.45), (x, -t / 2 - truck_h, width * 0.45), 0.008, 'truck')]
-        parts += [Part(cylinder(wheel_r, rng.uniform(0.03, 0.05)), 'wheel', (x, -t / 2 - truck_h, z * width * 0.45), Z_AXIS)
-                  for z in (-1, 1)]
+        parts += [Part(cylinder(wheel_r, rng.uniform(0.03, 0.05)), 'wheel', (x, -t / 2 - truck_h, z * width * 0.45),
+                       Z_AXIS) for z in (-1, 1)]
     return moved(parts, (0, t / 2 + truck_h + wheel_r, 0))
 
