@@ -42,6 +42,7 @@ from models import build_model  # noqa: E402
 from tools.svm import extract_features, linear_svm_accuracy  # noqa: E402
 from utils.checkpoint import load_checkpoint, load_pretrained  # noqa: E402
 from utils.config import load_config, load_yaml  # noqa: E402
+from utils.io import atomic_write  # noqa: E402
 
 SCAN_CONFIGS = ['cfgs/demo/dataset_configs/ScanObjectNN_objectbg.yaml',
                 'cfgs/demo/dataset_configs/ScanObjectNN_objectonly.yaml',
@@ -242,7 +243,7 @@ def main(argv=None):
     for seed in args.seeds:
         run_seed(seed, args, config, data, descriptor_features, device, results)
         if args.out:
-            with open(args.out, 'w') as f:
+            with atomic_write(args.out, 'w') as f:
                 json.dump({'seeds': args.seeds, 'epochs': args.epochs, 'config': args.config, 'results': results},
                           f, indent=1)
     table, checks = summarise(results, args)
