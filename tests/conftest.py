@@ -1,7 +1,7 @@
 """Shared fixtures: the tiny demo data and a tiny pre-training config written to a tmp folder.
 
 The tiny config is the paper's default (``cfgs/pretrain.yaml``) with the model and the
-schedule shrunk so that an epoch on the tiny demo data (24 ShapeNet clouds) takes well
+schedule shrunk so that an epoch on the tiny demo data (29 ShapeNet clouds) takes well
 under a second on a 2-core CPU.
 """
 import contextlib

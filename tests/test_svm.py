@@ -43,11 +43,11 @@ def test_linear_svm_scores_separable_features_perfectly_and_random_ones_near_cha
 
 def test_runner_probes_the_frozen_encoder_and_keeps_the_best(tmp_path, demo_root, torch_globals):
     from conftest import write_tiny_config
-    from datasets.demo.generate import SIZES, make_modelnet
+    from datasets.demo.generate import MODELNET_POINTS, SIZES, make_modelnet
     from test_runner_pretrain import run
     make_modelnet(demo_root, 0, SIZES['tiny'])
     modelnet = {'NAME': 'ModelNet', 'DATA_PATH': os.path.join(demo_root, 'ModelNet', 'modelnet40_normal_resampled'),
-                'N_POINTS': 8192, 'NUM_CATEGORY': 40, 'npoints': 256}
+                'N_POINTS': MODELNET_POINTS, 'NUM_CATEGORY': 40, 'npoints': 256}
     config = write_tiny_config(str(tmp_path), demo_root, max_epoch=2, svm_probe={'freq': 1, 'C': 0.01},
                                dataset={'svm_train': {**modelnet, 'subset': 'train'},
                                         'svm_test': {**modelnet, 'subset': 'test'}})

@@ -5,7 +5,10 @@
 Same seed and size -> byte-identical files. Layouts written under --out:
 ShapeNet55-34/ (ShapeNet-55), ModelNet/modelnet40_normal_resampled/ (raw txt + FPS caches),
 ModelNetFewshot/ (5/10-way x 10/20-shot x 10 folds), shapenetcore_partanno_segmentation_benchmark_v0_normal/
-(ShapeNetPart text layout), ScanObjectNN/main_split{,_nobg}/ (OBJ_BG, PB_T50_RS, OBJ_ONLY h5 files).
+(ShapeNetPart text layout, all 16 categories), ScanObjectNN/main_split{,_nobg}/ (OBJ_BG, PB_T50_RS,
+OBJ_ONLY h5 files). Categories per layout: datasets/demo/categories.py; points per cloud:
+datasets/demo/generate.py (the demo dataset configs in cfgs/demo/dataset_configs/ agree).
+How hard the data is: tools/demo_difficulty.py.
 """
 import argparse
 import os

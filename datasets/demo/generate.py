@@ -2,14 +2,28 @@
 
 Every object draws from its own RNG ``(seed, layout, category, index)``, so a seed gives
 byte-identical files and a smaller size is a prefix of a larger one. Counts are per
-category (per class); see ``SIZES``.
+category (per class); see ``SIZES``. Which categories each layout holds: ``categories.py``.
+
+Points per cloud are the real layouts' where a loader needs them (ScanObjectNN 2048) and
+smaller elsewhere, the same for every size, and the demo dataset configs say so:
+
+=================  ======  ==========================================================
+layout             points  real
+=================  ======  ==========================================================
+ShapeNet-55 .npy   2048    8192 (pre-training reads a random 1024)
+ModelNet raw .txt  1024    10000
+ModelNet cache     1024    8192 FPS points (``N_POINTS``; the probe and fine-tuning use 1024)
+few-shot folds     1024    8192, copied from the cache
+ShapeNetPart .txt  1800-2600, varying per shape, as the real files do (~2700)
+ScanObjectNN h5    2048    2048
+=================  ======  ==========================================================
 """
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from datasets.demo.categories import CATEGORIES
+from datasets.demo.categories import CATEGORIES, MODELNET, PARTSEG, SCAN, SHAPENET_SYNSETS
 from datasets.demo.sampling import instance_rng, object_id, sample_object
 from datasets.demo.scans import scan_variants
 from datasets.modelnet_cache import build_cache, read_cache
@@ -17,17 +31,19 @@ from datasets.modelnet_fewshot import write_fewshot_folds
 from datasets.modelnet_raw import write_raw_layout
 from datasets.scanobjectnn import ScanObjectNN, ScanObjectNNHardest, write_scan_file
 from datasets.shapenet55 import write_shapenet55
-from datasets.shapenetpart_labels import CATEGORIES as PART_CATEGORIES, PARTS
+from datasets.shapenetpart_labels import CATEGORIES as PART_CATEGORIES, PARTS, SYNSETS
 from datasets.shapenetpart_txt import write_text_layout
 
-SHAPENET_POINTS, MODELNET_RAW_POINTS, MODELNET_POINTS, PARTSEG_POINTS = 8192, 10000, 8192, 2500
-SHAPENET, MODELNET, PARTSEG, SCAN = 1, 2, 3, 4  # layout ids in the RNG seeds
+SHAPENET_POINTS, MODELNET_RAW_POINTS, MODELNET_POINTS = 2048, 1024, 1024
+PARTSEG_POINTS = (1800, 2600)   # inclusive range, drawn per shape
+SHAPENET_LAYOUT, MODELNET_LAYOUT, PARTSEG_LAYOUT, SCAN_LAYOUT = 1, 2, 3, 4  # layout ids in the RNG seeds
 
 
 @dataclass(frozen=True)
 class DemoSize:
-    """Objects per category: ``shapenet`` (train, test), ``modelnet`` (train, test),
-    ``partseg`` (train, val, test), ``scan`` (train, test); ``fewshot`` (ways, shots, folds, queries)."""
+    """Objects per category (per synset for ShapeNet): ``shapenet`` (train, test), ``modelnet`` (train, test),
+    ``partseg`` (train, val, test), ``scan`` (train, test); ``fewshot`` (ways, shots, folds,
+    test shapes per class in a fold)."""
     shapenet: tuple
     modelnet: tuple
     partseg: tuple
@@ -36,8 +52,8 @@ class DemoSize:
 
 
 SIZES = {
-    'tiny': DemoSize((2, 1), (2, 2), (2, 1, 1), (2, 1), ((5, 10), (1, 2), 2, 2)),
-    'small': DemoSize((40, 10), (20, 20), (24, 4, 8), (20, 8), ((5, 10), (10, 20), 10, 20)),
+    'tiny': DemoSize((1, 1), (2, 2), (2, 1, 1), (2, 1), ((5, 10), (1, 2), 2, 2)),
+    'small': DemoSize((33, 6), (20, 20), (12, 2, 4), (24, 10), ((5, 10), (10, 20), 10, 8)),
     'full': DemoSize((200, 50), (80, 30), (100, 15, 30), (80, 20), ((5, 10), (10, 20), 10, 20)),
 }
 
@@ -48,14 +64,24 @@ def split_ranges(names, counts):
     return {name: range(starts[i], starts[i + 1]) for i, name in enumerate(names)}
 
 
+def instances(categories, layout, seed, indices):
+    """``(label, category, rng)`` for each category of a layout (label = its position) and index."""
+    for label, category in enumerate(categories):
+        for i in indices:
+            yield label, category, instance_rng(seed, layout, CATEGORIES.index(category), i)
+
+
 def make_shapenet(out, seed, size):
-    """ShapeNet-55 layout under ``out/ShapeNet55-34``."""
-    splits = {name: [] for name in ('train', 'test')}
-    for name, indices in split_ranges(splits, size.shapenet).items():
-        for c, category in enumerate(CATEGORIES):
+    """ShapeNet-55 layout under ``out/ShapeNet55-34``: ``size.shapenet`` shapes per synset, the
+    categories of a synset taking turns (tables and desks, chairs and stools)."""
+    splits = {}
+    for name, indices in split_ranges(('train', 'test'), size.shapenet).items():
+        splits[name] = []
+        for synset, categories in SHAPENET_SYNSETS:
             for i in indices:
-                rng = instance_rng(seed, SHAPENET, c, i)
-                splits[name].append((category.synset, object_id(rng), sample_object(category, rng, SHAPENET_POINTS)[0]))
+                category = categories[i % len(categories)]
+                rng = instance_rng(seed, SHAPENET_LAYOUT, CATEGORIES.index(category), i)
+                splits[name].append((synset, object_id(rng), sample_object(category, rng, SHAPENET_POINTS)[0]))
     base = os.path.join(out, 'ShapeNet55-34')
     write_shapenet55(os.path.join(base, 'ShapeNet-55'), os.path.join(base, 'shapenet_pc'), splits)
     return {name: len(shapes) for name, shapes in splits.items()}
@@ -64,14 +90,13 @@ def make_shapenet(out, seed, size):
 def make_modelnet(out, seed, size):
     """ModelNet raw layout + FPS caches (through the real builder) + few-shot folds from them."""
     root = os.path.join(out, 'ModelNet', 'modelnet40_normal_resampled')
-    splits = {name: [] for name in ('train', 'test')}
-    for name, indices in split_ranges(splits, size.modelnet).items():
-        for c, category in enumerate(CATEGORIES):
-            for i in indices:
-                points, normals, _ = sample_object(category, instance_rng(seed, MODELNET, c, i), MODELNET_RAW_POINTS)
-                splits[name].append((c, np.concatenate([points, normals], axis=1)))
-    write_raw_layout(root, [c.name for c in CATEGORIES], splits)
-    caches = {name: read_cache(build_cache(root, 40, name, MODELNET_POINTS), MODELNET_POINTS, 40) for name in splits}
+    splits = {}
+    for name, indices in split_ranges(('train', 'test'), size.modelnet).items():
+        splits[name] = [(label, np.concatenate(sample_object(category, rng, MODELNET_RAW_POINTS)[:2], axis=1))
+                        for label, category, rng in instances(MODELNET, MODELNET_LAYOUT, seed, indices)]
+    write_raw_layout(root, [c.modelnet for c in MODELNET], splits)
+    caches = {name: read_cache(build_cache(root, 40, name, MODELNET_POINTS, workers=1), MODELNET_POINTS, 40)
+              for name in splits}
     ways, shots, folds, queries = size.fewshot
     paths = write_fewshot_folds(caches['train'], caches['test'], os.path.join(out, 'ModelNetFewshot'),
                                 seed, ways, shots, folds, queries)
@@ -79,19 +104,20 @@ def make_modelnet(out, seed, size):
 
 
 def make_partseg(out, seed, size):
-    """ShapeNetPart text layout for the demo categories that map onto ShapeNetPart ones."""
-    splits = {name: [] for name in ('train', 'val', 'test')}
-    for name, indices in split_ranges(splits, size.partseg).items():
-        for c, category in enumerate(CATEGORIES):
-            if category.partseg is None:
-                continue
-            global_ids = np.array(PARTS[category.partseg])
-            for i in indices:
-                rng = instance_rng(seed, PARTSEG, c, i)
-                points, normals, parts = sample_object(category, rng, PARTSEG_POINTS)
-                splits[name].append((PART_CATEGORIES.index(category.partseg), object_id(rng),
-                                     points, normals, global_ids[parts]))
-    write_text_layout(os.path.join(out, 'shapenetcore_partanno_segmentation_benchmark_v0_normal'), splits)
+    """ShapeNetPart text layout: the 16 categories, part labels mapped onto the global ids."""
+    splits = {}
+    for name, indices in split_ranges(('train', 'val', 'test'), size.partseg).items():
+        splits[name] = []
+        for _, category, rng in instances(PARTSEG, PARTSEG_LAYOUT, seed, indices):
+            token = object_id(rng)
+            points, normals, parts = sample_object(category, rng, int(rng.integers(PARTSEG_POINTS[0],
+                                                                                  PARTSEG_POINTS[1] + 1)))
+            splits[name].append((PART_CATEGORIES.index(category.partseg), token, points, normals,
+                                 np.array(PARTS[category.partseg])[parts]))
+    root = os.path.join(out, 'shapenetcore_partanno_segmentation_benchmark_v0_normal')
+    write_text_layout(root, splits)
+    for synset in SYNSETS:   # Point-MAE's loader lists every synset's folder, so each must exist
+        os.makedirs(os.path.join(root, synset), exist_ok=True)
     return {name: len(shapes) for name, shapes in splits.items()}
 
 
@@ -102,14 +128,14 @@ def make_scans(out, seed, size):
     counts = {}
     for name, indices in split_ranges(('train', 'test'), size.scan).items():
         scans = {variant: [] for variant in targets}
-        for c, category in enumerate(CATEGORIES):
-            for i in indices:
-                for variant, (points, mask) in scan_variants(category, instance_rng(seed, SCAN, c, i)).items():
-                    scans[variant].append((points, c, mask))
+        for label, category, rng in instances(SCAN, SCAN_LAYOUT, seed, indices):
+            for variant, (points, mask) in scan_variants(category, CATEGORIES, rng).items():
+                scans[variant].append((points, label, mask))
         for variant, (folder, files) in targets.items():
             points, labels, masks = map(np.stack, zip(*scans[variant]))
+            masks = None if variant == 'obj_only' else masks   # nothing to mask without background
             write_scan_file(os.path.join(out, 'ScanObjectNN', folder, files[name]), points, labels, masks)
-        counts[name] = len(indices) * len(CATEGORIES)
+        counts[name] = len(scans['obj_bg'])
     return counts
 
 

@@ -1,76 +1,102 @@
-"""ScanObjectNN-like scans of demo objects: partial views, sensor noise, background clutter.
+"""ScanObjectNN-like scans of demo objects: one viewpoint, self-occlusion, clutter, sensor noise.
 
-A scan keeps what a sensor would see: points facing a random viewpoint (back faces are
-mostly lost), no underside, and a random side cut away as if occluded by another object.
-The background variant adds a floor patch, clutter boxes and sometimes a wall; the hard
-variant (PB_T50_RS-like) also shifts the crop box by up to half its size (cutting the
-object), rotates about the up axis and rescales.
+A scene puts the object (any yaw) on a floor among clutter (boxes and other demo objects)
+and sometimes before a wall, samples every surface at one density, and keeps what a single
+camera sees first (a z-buffer: back faces, undersides and whatever the clutter hides are
+lost). From that one scan: OBJ_ONLY keeps the object's points, OBJ_BG everything inside the
+object's (slightly enlarged) bounding box, and the PB_T50_RS-like variant shifts that box by
+up to half its size, then rotates about the up axis and rescales. Each variant then gets
+the sensor's density falloff, missing patches and noise, and 2048 points.
 """
 import math
 
 import numpy as np
 
-from datasets.demo.primitives import Box, Part, rotation, sample_parts
-from datasets.demo.sampling import sample_object
+from datasets.demo.parts import panel
+from datasets.demo.primitives import Box, Frustum, Part, rotation, sample_parts
+from datasets.demo.sampling import posed_surface
+from datasets.demo.sensor import SCAN, density_log_weights, first_surface, jitter, weighted_subset
 
 SCAN_POINTS = 2048
+SURFACE_POINTS = 6144   # object surface samples before the z-buffer
+PIXEL = 0.03            # z-buffer pixel, in units of the object radius
 
 
-def visible_points(points, normals, rng):
-    """The subset (m,3) of an object's surface points a single random view would capture."""
-    view = rotation('y', rng.uniform(0, 360)) @ np.array([0, math.sin(math.radians(rng.uniform(10, 40))), 1.0])
-    facing = normals @ view / np.linalg.norm(view)
-    keep = (facing > -0.1) | (rng.random(len(points)) < 0.15)
-    keep &= (normals[:, 1] > -0.7) | (rng.random(len(points)) < 0.1)
-    cut = rotation('y', rng.uniform(0, 360)) @ np.array([1.0, 0, 0])
-    keep &= points @ cut < np.quantile(points @ cut, rng.uniform(0.8, 1.0))
-    return points[keep]
-
-
-def background(floor_y, n, rng):
-    """(n,3) clutter points: floor patch, 1-3 boxes standing on it, sometimes a wall."""
-    half = rng.uniform(1.1, 1.5)
-    parts = [Part(Box(2 * half, 0.0, 2 * half), 'floor', (0, floor_y, 0))]
+def clutter(rng, floor_y, categories, exclude, density):
+    """(k,3) points of 1-3 clutter items on the floor around the object: boxes, or other demo
+    objects (never the scanned category) scaled to 0.3-0.8 of its size."""
+    points = []
     for _ in range(rng.integers(1, 4)):
-        size = rng.uniform(0.15, 0.45, 3)
-        angle = rng.uniform(0, 2 * math.pi)
-        dist = rng.uniform(0.7, 1.2)
-        at = (dist * math.cos(angle), floor_y + size[1] / 2, dist * math.sin(angle))
-        parts.append(Part(Box(*size), 'clutter', at, rotation('y', rng.uniform(0, 90))))
-    if rng.random() < 0.4:
-        parts.append(Part(Box(2 * half, 1.5, 0.0), 'wall', (0, floor_y + 0.75, -half)))
-    return sample_parts(parts, n, rng)[0]
+        angle, dist = rng.uniform(0, 2 * math.pi), rng.uniform(0.9, 1.5)
+        at = np.array([dist * math.cos(angle), floor_y, dist * math.sin(angle)])
+        if rng.random() < 0.5:
+            size = rng.uniform(0.15, 0.6, 3)
+            part = panel(*size, (0, size[1] / 2, 0), 'clutter', rotation('y', rng.uniform(0, 90)))
+            pts = sample_parts([part], int(density * part.area()), rng)[0]
+        else:
+            other = categories[rng.choice([i for i, c in enumerate(categories) if c is not exclude])]
+            pts, _, _, area = posed_surface(other, rng, 2048)
+            scale = rng.uniform(0.3, 0.8)
+            pts = pts[:max(int(density * area * scale ** 2), 1)] * scale
+            pts[:, 1] -= pts[:, 1].min()
+        points.append(pts @ rotation('y', rng.uniform(0, 360)).T + at)
+    return np.concatenate(points)
 
 
-def choose(points, n, rng):
-    """``n`` rows of ``points``, without replacement when there are enough."""
-    return points[rng.choice(len(points), n, replace=len(points) < n)]
+def scene_scan(category, categories, rng):
+    """One single-view scan of a scene around an instance of ``category``: points (m,3), object
+    mask (m,), the object's visible points' bounding box (lo (3,), hi (3,)), and the view."""
+    obj, _, _, area = posed_surface(category, rng, SURFACE_POINTS)
+    obj = obj @ rotation('y', rng.uniform(0, 360)).T
+    density, floor_y = SURFACE_POINTS / area, obj[:, 1].min()
+    azimuth, elevation = rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(10, 50))
+    view = np.array([math.cos(azimuth) * math.cos(elevation), math.sin(elevation),
+                     math.sin(azimuth) * math.cos(elevation)])
+    half = rng.uniform(1.2, 1.6)   # the floor disc: as far as a shifted crop box can reach
+    floor = Part(Frustum(half, half, 0.0, bottom=False), 'floor', (0, floor_y, 0))
+    background = [sample_parts([floor], int(density * floor.area()), rng)[0], clutter(rng, floor_y, categories,
+                                                                                     category, density)]
+    if rng.random() < 0.4:   # a wall behind the object, facing the camera
+        back = -rng.uniform(0.8, 1.3) * np.array([math.cos(azimuth), 0, math.sin(azimuth)])
+        wall = Part(Box(2 * half, 1.6, 0.06), 'wall', back + [0, floor_y + 0.8, 0],
+                    rotation('y', 90 - math.degrees(azimuth)))
+        background.append(sample_parts([wall], int(density * wall.area() / 2), rng)[0])
+    points = np.concatenate([obj, *background])
+    is_object = np.arange(len(points)) < len(obj)
+    seen = first_surface(points, view, PIXEL, 0.6 * PIXEL)
+    points, is_object = points[seen], is_object[seen]
+    return points, is_object, (points[is_object].min(axis=0), points[is_object].max(axis=0)), view
 
 
-def scan_variants(category, rng):
-    """One object scanned three ways: 'obj_only', 'obj_bg', 'hardest' -> (points (2048,3), mask (2048,))."""
-    points, normals, _ = sample_object(category, rng, 4 * SCAN_POINTS)
-    spin = rotation('y', rng.uniform(0, 360))
-    seen = visible_points(points @ spin.T, normals @ spin.T, rng)
-    n_bg = int(SCAN_POINTS * rng.uniform(0.15, 0.35))
-    obj, bg = choose(seen, SCAN_POINTS - n_bg, rng), background(seen[:, 1].min(), 3 * n_bg, rng)
-    scene = np.concatenate([obj, choose(bg, n_bg, rng)])
-    mask = np.repeat([1, 0], [len(obj), n_bg])
-    variants = {'obj_only': (choose(seen, SCAN_POINTS, rng), np.ones(SCAN_POINTS, dtype=np.int64)),
-                'obj_bg': (scene, mask), 'hardest': hard_crop(seen, bg, rng)}
-    noisy = {}
-    for name, (pts, m) in variants.items():
-        order = rng.permutation(SCAN_POINTS)
-        noisy[name] = ((pts + rng.normal(0, 0.005, pts.shape))[order].astype(np.float32), m[order])
-    return noisy
+def finish(points, mask, view, rng):
+    """2048 of ``points`` with the scan sensor's density and noise, centred and scaled into the
+    unit sphere: (2048,3) float32 and the object mask (2048,) int64."""
+    log_w = density_log_weights(points / np.abs(points).max(), SCAN, rng) + 0.5 * (points @ view)   # nearer: denser
+    keep = weighted_subset(log_w, SCAN_POINTS, rng)
+    if len(keep) < SCAN_POINTS:
+        keep = np.concatenate([keep, rng.choice(keep, SCAN_POINTS - len(keep))])
+    points = jitter(points[keep], SCAN, rng)
+    points -= points.mean(axis=0)
+    points /= np.sqrt((points ** 2).sum(axis=1)).max()
+    return points.astype(np.float32), mask[keep].astype(np.int64)
 
 
-def hard_crop(obj, bg, rng):
-    """PB_T50_RS-like: crop box shifted up to half its size, random yaw, scale in [0.75, 1]."""
-    both = np.concatenate([obj, bg])
-    mask = np.repeat([1, 0], [len(obj), len(bg)])
-    shift = rng.uniform(-0.5, 0.5, 3) * [1, 0.3, 1]
-    inside = (np.abs(both - shift) <= 1.0).all(axis=1)
-    pick = rng.choice(np.flatnonzero(inside), SCAN_POINTS, replace=inside.sum() < SCAN_POINTS)
-    pts = (both[pick] - shift) @ rotation('y', rng.uniform(0, 360)).T * rng.uniform(0.75, 1.0)
-    return pts, mask[pick]
+def scan_variants(category, categories, rng):
+    """One scan of an instance of ``category``, three ways: 'obj_only', 'obj_bg', 'hardest' ->
+    (points (2048,3) float32, object mask (2048,) int64); ``categories`` supply the clutter."""
+    points, is_object, (lo, hi), view = scene_scan(category, categories, rng)
+    margin = (hi - lo) * rng.uniform(0.05, 0.15)
+    lo, hi = lo - margin, hi + margin
+    in_box = ((points >= lo) & (points <= hi)).all(axis=1)
+    shift = rng.uniform(-0.5, 0.5, 3) * (hi - lo) * [1, 0.5, 1]
+    in_shifted = ((points >= lo + shift) & (points <= hi + shift)).all(axis=1)
+    if in_shifted.sum() < 64:   # a shift off into empty space: keep the unshifted box
+        in_shifted = in_box
+    hard_pose = rotation('y', rng.uniform(0, 360))
+    variants = {'obj_only': (points[is_object], is_object[is_object], view),
+                'obj_bg': (points[in_box], is_object[in_box], view),
+                'hardest': (points[in_shifted] @ hard_pose.T, is_object[in_shifted], hard_pose @ view)}
+    out = {name: finish(pts, mask, v, rng) for name, (pts, mask, v) in variants.items()}
+    pts, mask = out['hardest']
+    out['hardest'] = (pts * np.float32(rng.uniform(0.75, 1.0)), mask)
+    return out
