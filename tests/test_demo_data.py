@@ -25,11 +25,11 @@ PARTSEG_ROOT = 'shapenetcore_partanno_segmentation_benchmark_v0_normal'
 
 @pytest.fixture(scope='module')
 def demo(tmp_path_factory):
-    """The tiny demo data (seed 0) written by the command-line tool; (folder, printed summary)."""
+    """The tiny demo data (seed 0) written by the command-line tool in two processes; (folder, printed summary)."""
     out = str(tmp_path_factory.mktemp('demo'))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        main(['--out', out, '--size', 'tiny', '--seed', '0'])
+        main(['--out', out, '--size', 'tiny', '--seed', '0', '--workers', '2'])
     return out, printed.getvalue()
 
 
@@ -122,8 +122,8 @@ def folder_bytes(root):
     return {os.path.relpath(f, root): open(f, 'rb').read() for f in files if os.path.isfile(f)}
 
 
-def test_same_seed_gives_identical_files(demo, tmp_path):
-    make_demo_data(str(tmp_path), seed=0, size='tiny')
+def test_same_seed_gives_identical_files_in_one_process_or_two(demo, tmp_path):
+    make_demo_data(str(tmp_path), seed=0, size='tiny', workers=1)
     assert folder_bytes(demo[0]) == folder_bytes(str(tmp_path))
 
 

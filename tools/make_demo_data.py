@@ -1,8 +1,8 @@
 """Write the synthetic demo data sets in the real on-disk layouts.
 
-    python tools/make_demo_data.py --out data/demo [--seed 0] [--size tiny|small|full]
+    python tools/make_demo_data.py --out data/demo [--seed 0] [--size tiny|small|full] [--workers 2]
 
-Same seed and size -> byte-identical files. Layouts written under --out:
+Same seed and size -> byte-identical files, whatever --workers. Layouts written under --out:
 ShapeNet55-34/ (ShapeNet-55), ModelNet/modelnet40_normal_resampled/ (raw txt + FPS caches),
 ModelNetFewshot/ (5/10-way x 10/20-shot x 10 folds), shapenetcore_partanno_segmentation_benchmark_v0_normal/
 (ShapeNetPart text layout, all 16 categories), ScanObjectNN/main_split{,_nobg}/ (OBJ_BG, PB_T50_RS,
@@ -26,6 +26,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', default='data/demo', help='output folder (default data/demo)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--size', choices=sorted(SIZES), default='small', help='tiny: for tests; small: default demo')
+    parser.add_argument('--workers', type=int, default=min(4, os.cpu_count() or 1),
+                        help='processes writing the four layouts side by side (default: min(4, CPUs)); '
+                             'the files do not depend on it')
     return parser.parse_args(argv)
 
 
@@ -36,7 +39,7 @@ def folder_size_mb(path):
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    counts = make_demo_data(args.out, args.seed, args.size)
+    counts = make_demo_data(args.out, args.seed, args.size, args.workers)
     print(f"demo data ({args.size}, seed {args.seed}) in {args.out}: {len(CATEGORIES)} categories "
           f"({', '.join(c.name for c in CATEGORIES)})")
     for layout, splits in counts.items():

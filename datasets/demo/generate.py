@@ -19,6 +19,7 @@ ScanObjectNN h5    2048    2048
 =================  ======  ==========================================================
 """
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,10 +140,16 @@ def make_scans(out, seed, size):
     return counts
 
 
-def make_demo_data(out, seed=0, size='small'):
-    """Write every layout under ``out``; returns {layout: {split: count}}."""
+def make_demo_data(out, seed=0, size='small', workers=1):
+    """Write every layout under ``out``; returns {layout: {split: count}}. The four layouts
+    draw from separate RNGs and write separate folders, so ``workers`` > 1 writes them in that
+    many processes with byte-identical results."""
     if size not in SIZES:
         raise ValueError(f"size={size!r}; accepted: {', '.join(SIZES)}")
     makers = {'ShapeNet-55': make_shapenet, 'ModelNet40': make_modelnet,
               'ShapeNetPart': make_partseg, 'ScanObjectNN': make_scans}
-    return {name: make(out, seed, SIZES[size]) for name, make in makers.items()}
+    if workers <= 1:
+        return {name: make(out, seed, SIZES[size]) for name, make in makers.items()}
+    with ProcessPoolExecutor(max_workers=min(workers, len(makers))) as pool:
+        futures = {name: pool.submit(make, out, seed, SIZES[size]) for name, make in makers.items()}
+        return {name: future.result() for name, future in futures.items()}
