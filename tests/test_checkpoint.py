@@ -189,6 +189,8 @@ def test_extract_state_dict_layouts():
     sd = {'w': torch.zeros(1)}
     assert extract_state_dict({'base_model': sd, 'epoch': 3}) == sd
     assert extract_state_dict({'model': sd}) == sd
+    assert extract_state_dict({'state_dict': sd}) == sd
+    assert extract_state_dict({'epoch': 3, 'model_state_dict': sd, 'optimizer_state_dict': {}}) == sd
     assert extract_state_dict(sd) == sd
     with pytest.raises(CheckpointError, match='x.pth holds no model state dict'):
         extract_state_dict({'epoch': 1}, source='x.pth')

@@ -175,10 +175,11 @@ def _short_reason(err):
 
 
 def extract_state_dict(ckpt, source='checkpoint'):
-    """The model state dict inside ``ckpt``: its ``base_model``, ``model`` or ``state_dict``
-    entry, or ``ckpt`` itself when it is a bare state dict (all values tensors)."""
+    """The model state dict inside ``ckpt``: its ``base_model``, ``model``, ``state_dict`` or
+    ``model_state_dict`` (Point-MAE's part-segmentation checkpoints) entry, or ``ckpt`` itself
+    when it is a bare state dict (all values tensors)."""
     if isinstance(ckpt, Mapping):
-        for key in ('base_model', 'model', 'state_dict'):
+        for key in ('base_model', 'model', 'state_dict', 'model_state_dict'):
             if isinstance(ckpt.get(key), Mapping):
                 return dict(ckpt[key])
         if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
@@ -186,8 +187,8 @@ def extract_state_dict(ckpt, source='checkpoint'):
         found = list(ckpt)[:10]
     else:
         found = type(ckpt).__name__
-    raise CheckpointError(f"{source} holds no model state dict: expected a 'base_model' or 'model' "
-                          f"entry or a bare state dict, found {found}")
+    raise CheckpointError(f"{source} holds no model state dict: expected a 'base_model', 'model', "
+                          f"'state_dict' or 'model_state_dict' entry or a bare state dict, found {found}")
 
 
 def strip_prefixes(state_dict, prefixes=WRAPPER_PREFIXES + ENCODER_PREFIXES):
