@@ -50,7 +50,8 @@ class Pretrainer:
                                        seed=args.seed, num_workers=args.num_workers, pin_memory=self.pin)
         self.model = build_model(config.model).to(self.device)
         if args.start_ckpts:
-            load_pretrained(self.model, args.start_ckpts, logger=logger)
+            load_pretrained(self.model, args.start_ckpts, logger=logger, strict_shapes=True,
+                            partial=args.partial_load, opt_in='--partial_load')
         self.net = wrap_model(self.model, args, config)
         self.optimizer = build_optimizer(self.model, config.optimizer)
         steps = len(self.loader) // config.step_per_update
