@@ -210,3 +210,55 @@ def test_the_paper_default_is_the_papers():
     assert (c.type, c.weight, g.type, g.weight_contrast) == ('chamfer', 1.0, 'paper', 1.0)
     model = tiny_model('cfgs/pretrain.yaml')
     assert model.global_loss is not None and not list(model.global_loss.parameters())
+
+
+# ------------------------------------------------------------------ released terms (method 2.6)
+def test_released_terms_are_the_released_equations(torch_globals):
+    """cfgs/pretrain_released.yaml at tiny sizes in float64 against the released equations written
+    out from their description (method 2.6, issue 9), on the tensors the model passes between its
+    modules (captured by hooks): assign = -sum_ij Gamma_ij log S_ij * K/G (batch mean) with Gamma
+    the column-normalised plan of -||X_i - c_j|| / tau_s under the released stopping rule; center =
+    sum_b (1 - exp(-sum_i min_j ||X_i - c_j||^2 / 2)) * K/G; g1 = D(cls, max over the unmasked
+    pass's block outputs *before* the final LayerNorm); g2 = D(cls, max over the masked decoder
+    outputs after the extra LayerNorm ``norm``); D = 2 - 2 cos."""
+    from tests.test_sinkhorn import released_rule_reference
+    from tests.test_models import clouds as test_clouds
+    torch.manual_seed(0)
+    model = tiny_model('cfgs/pretrain_released.yaml').double().eval()
+    with torch.no_grad():
+        for p in model.parameters():  # LayerNorm affine terms away from the identity
+            p.add_(torch.randn_like(p) * 0.05)
+    seen = {}
+
+    def keep(name):
+        return lambda m, args, out: seen.setdefault(name, []).append((args, out))
+    for name, module in (('head', model.cluster_head), ('embed', model.MAE_encoder.encoder),
+                         ('group', model.MAE_encoder.group_divider), ('enc_norm', model.MAE_encoder.norm),
+                         ('extra_norm', model.norm)):
+        module.register_forward_hook(keep(name))
+    terms = model(test_clouds().double(), torch.Generator().manual_seed(0))['terms']
+    a = model.config['losses']['assign']
+    (h, x), logits = seen['head'][0]
+    K, G = logits.shape[-1], logits.shape[1]
+    s = logits.softmax(-1)
+    c = (s.unsqueeze(-1) * x.unsqueeze(2)).sum(1) / (s.sum(1).unsqueeze(-1) + 1e-4)
+    gamma, _ = released_rule_reference(-torch.cdist(x, c) / a['tau_s'], a['eps'], a['tol'], a['iters'])
+    expected = {'assign': -(gamma * logits.log_softmax(-1)).sum((1, 2)).mean() * K / G}
+    r = (x.unsqueeze(2) - c.unsqueeze(1)).square().sum(-1).amin(-1).sum(-1)
+    expected['center'] = (1 - torch.exp(-r / 2)).sum() * K / G
+    cls = seen['enc_norm'][0][1][:, 0]  # the masked pass's cls output (after the final LayerNorm)
+    tokens, centers = seen['embed'][0][1], seen['group'][0][1][1]
+    enc = model.MAE_encoder
+    B = tokens.shape[0]
+    blocks_out = enc.blocks(torch.cat([enc.cls_token.expand(B, -1, -1), tokens], 1),
+                            torch.cat([enc.cls_pos.expand(B, -1, -1), enc.pos_embed(centers)], 1))
+    cos = torch.nn.functional.cosine_similarity
+    expected['global_g1'] = (2 - 2 * cos(cls, blocks_out[:, 1:].amax(1), dim=-1)).mean()
+    masked_out = seen['extra_norm'][0][1]
+    assert masked_out.shape[1] == int(0.6 * G)
+    expected['global_g2'] = (2 - 2 * cos(cls, masked_out.amax(1), dim=-1)).mean()
+    assert set(terms) == set(expected)
+    for name, value in expected.items():
+        torch.testing.assert_close(terms[name], value.detach(), rtol=1e-6, atol=0, msg=name)
+    with_norm = enc.norm(blocks_out)[:, 1:].amax(1)  # the target taken after the final LayerNorm differs
+    assert abs((2 - 2 * cos(cls, with_norm, dim=-1)).mean().item() - terms['global_g1'].item()) > 1e-4
