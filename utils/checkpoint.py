@@ -278,7 +278,7 @@ def _rename(state_dict, pairs):
 BACKBONE_KEY = re.compile(r'^(MAE_encoder\.)?(encoder|pos_embed|blocks|norm|cls_token|cls_pos)(\.|$)')
 
 
-def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False):
+def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False, source=None):
     """Load pre-trained (or fine-tuned) weights non-strictly and log a grouped report.
 
     ``path_or_ckpt`` is a file or an already loaded checkpoint dict. Prefixes are stripped and
@@ -288,9 +288,9 @@ def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False)
     one-line ``CheckpointError`` with the config key that fixes it, before anything is loaded,
     unless ``partial=True`` (then, like mismatches in heads, it is reported and the weight stays
     as initialised). Hints: ``hints`` (regex -> message) tried before ``utils.load_report.HINTS``.
-    Returns a ``LoadReport``.
+    ``source`` names an already loaded checkpoint in messages. Returns a ``LoadReport``.
     """
-    source = os.fspath(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else 'the given checkpoint'
+    source = os.fspath(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else source or 'the given checkpoint'
     ckpt = load_checkpoint(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else path_or_ckpt
     target = unwrap_model(model)
     own = target.state_dict()
