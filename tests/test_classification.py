@@ -136,3 +136,31 @@ def test_classification_config_checks_keys():
         classification_config({'npoints': 1024, 'classification': {'fps_points': 1000}})
     with pytest.raises(ConfigError, match='vote_repeat'):
         classification_config({'classification': {'vote_repeat': 3}})
+
+
+FINETUNE_CONFIGS = ['finetune_modelnet', 'finetune_modelnet_8k', 'finetune_scan_objbg', 'finetune_scan_objonly',
+                    'finetune_scan_hardest', 'fewshot']
+
+
+@pytest.mark.parametrize('folder', ['cfgs', 'cfgs/demo'])
+@pytest.mark.parametrize('name', FINETUNE_CONFIGS)
+def test_shipped_finetune_configs_validate(folder, name):
+    import os
+
+    from conftest import ROOT
+    from tools.config_check import validate_config
+    from utils.config import load_config
+    path = os.path.join(ROOT, folder, f'{name}.yaml')
+    if folder == 'cfgs/demo' and name == 'finetune_modelnet_8k':
+        assert not os.path.exists(path)
+        return
+    cfg = validate_config(load_config(path), path)
+    section = classification_config(cfg)
+    expected = {'finetune_modelnet': (1024, 1200, 64), 'finetune_modelnet_8k': (8192, 8192, 512),
+                'fewshot': (1024, 1200, 64)}.get(name, (2048, 2048, 128))
+    if folder == 'cfgs':
+        assert (cfg.npoints, section['fps_points'], cfg.model.num_group) == expected
+        assert cfg.model.point_channels == 'auto' and cfg.grad_norm_clip == 10 and cfg.total_bs == 32
+    else:
+        assert cfg.model.trans_dim == 192 and cfg.dataset.train.get('DATA_PATH', cfg.dataset.train.get('ROOT'))\
+            .startswith('data/demo/')
