@@ -87,3 +87,10 @@ class PointTransformer(PointEncoder):
 def open_keys(cfg):
     """The backbone keys of ``cfg`` left ``auto`` (to be read from a checkpoint)."""
     return [k for k in READABLE_KEYS if cfg.get(k) == OPEN]
+
+
+def default_open_keys(cfg):
+    """``(cfg, filled)``: keys left ``auto`` set to ``CONFIG_KEYS``' defaults (no checkpoint to read
+    them from: ``--scratch_model``, benchmarks) and the ``{key: value}`` filled."""
+    filled = {k: PointTransformer.CONFIG_KEYS[k] for k in open_keys(cfg)}
+    return {**cfg, **filled}, filled
