@@ -3,6 +3,7 @@ by the loader's kind and by structure, on real loaders over the tiny demo data; 
 3-tuple gives its points (not its part labels); malformed batches are one-line errors."""
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -100,7 +101,6 @@ def test_evaluation_loaders_keep_the_stored_point_order(demo_layouts, torch_glob
 
     def first_cloud(train, seed):
         torch.manual_seed(seed)
-        import numpy as np
         np.random.seed(seed)
         loader = build_dataloader(entry, train=train, total_bs=1, seed=0, num_workers=0)
         return unpack_batch(next(iter(loader)), loader.kind).points

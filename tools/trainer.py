@@ -16,7 +16,6 @@ training step (``train_step``), its evaluations, and optionally a single evaluat
 (``evaluate_only``, for ``--test``). See ``Task``.
 """
 import contextlib
-import os
 import time
 from typing import NamedTuple
 
