@@ -189,8 +189,8 @@ class Trainer:
         finally:  # also on an interruption or a non-finite stop: flush metrics.jsonl and TensorBoard
             self.writer.close()
         if self.best_rule and not self.best:
-            self.logger.warning('consider_metric %s never appeared in the epoch metrics: no ckpt-best.pth',
-                                self.best_rule.name)
+            self.logger.warning('the best-checkpoint metric %s (consider_metric) never appeared in the epoch '
+                                'metrics: no ckpt-best.pth', self.best_rule.name)
         return self.results()
 
     def train_one_epoch(self, epoch):
