@@ -115,9 +115,8 @@ def due(epoch, freq, max_epoch):
 
 
 def wrap_model(model, ctx, config):
-    """SyncBN / DDP / torch.compile as asked; returns the module the step calls."""
-    if ctx.sync_bn:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    """DDP / torch.compile as asked; returns the module the step calls (``model`` itself without
+    either)."""
     net = model
     if dist.is_dist():
         device_ids = [ctx.device.index] if ctx.device.type == 'cuda' else None
@@ -148,6 +147,8 @@ class Trainer:
         if task.train_loader is None:
             return
         self.loader = task.train_loader
+        if ctx.sync_bn:  # new BatchNorm modules: the task, the checkpoints and the optimizer see them
+            self.model = task.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.net = wrap_model(self.model, ctx, config)
         self.optimizer = build_optimizer(self.model, config.optimizer)
         steps = len(self.loader) // config.step_per_update
