@@ -99,8 +99,9 @@ def build_dataloader(entry, *, train, total_bs, seed, num_workers, pin_memory=Fa
 
     Training shuffles (per epoch) and drops the last incomplete batch; evaluation keeps
     order and every batch, and each cloud's stored point order (``shuffle_points`` off: the
-    features of a train split extracted for a probe do not depend on the RNG). Under DDP each rank gets ``len / world_size`` items (torch's
-    DistributedSampler pads the last rank's share with repeated items).
+    features of a train split extracted for a probe do not depend on the RNG). Under DDP each
+    rank gets ``len / world_size`` items (torch's DistributedSampler pads the last rank's share
+    with repeated items: ``EpochLoader.sample_indices``, ``utils.dist.gather_by_index``).
     """
     dataset = build_dataset(entry, where)
     if not train:
