@@ -27,6 +27,8 @@ from utils.logger import MetricsWriter
 from utils.meters import AverageMeter, reduce_meter
 from utils.misc import rng_state_all_ranks
 
+PROBE_SPLITS = ('svm_train', 'svm_test')
+
 
 def wrap_model(model, args, config):
     """SyncBN / DDP / torch.compile as asked; returns the module the step calls."""
@@ -63,6 +65,11 @@ class Pretrainer:
         if 'val' in config.dataset:
             self.val_loader = build_dataloader(config.dataset.val, train=False, total_bs=config.total_bs,
                                                seed=args.seed, num_workers=args.num_workers, pin_memory=self.pin)
+        self.probe_loaders = {}  # opened now: a bad probe file stops the run before the first step
+        for split in PROBE_SPLITS if config.svm_probe.freq else ():
+            self.probe_loaders[split] = build_dataloader(config.dataset[split], train=False, total_bs=config.total_bs,
+                                                         seed=args.seed, num_workers=args.num_workers,
+                                                         where=f'dataset.{split}')
         self.transforms = build_transforms(config.train_transforms)
         self.writer = MetricsWriter(args.experiment_path)
         self.start_epoch, self.best = 0, {}
@@ -86,7 +93,9 @@ class Pretrainer:
             for epoch in range(self.start_epoch, self.config.max_epoch):
                 metrics = self.train_one_epoch(epoch)
                 metrics.update(self.maybe_validate(epoch))
-                metrics.update(self.maybe_probe(epoch))
+                if self.due(epoch, self.config.svm_probe.freq):
+                    self.save(epoch + 1, metrics)  # first: a failing probe does not cost the epoch
+                    metrics.update(self.maybe_probe(epoch))
                 self.writer.write(metrics, step=epoch + 1, prefix='epoch', epoch=epoch + 1)
                 self.logger.info('epoch %d/%d %s', epoch + 1, self.config.max_epoch,
                                  ' '.join(f'{k}={v:.4g}' for k, v in metrics.items()))
@@ -165,9 +174,7 @@ class Pretrainer:
             return {}
         self.model.eval()
         feats = {}
-        for split in ('svm_train', 'svm_test'):
-            loader = build_dataloader(self.config.dataset[split], train=False, total_bs=self.config.total_bs,
-                                      seed=self.args.seed, num_workers=self.args.num_workers)
+        for split, loader in self.probe_loaders.items():
             npoints = self.config.dataset[split].get('npoints') or self.config.npoints
             with self.stepper.autocast():
                 feats[split] = extract_features(self.model.global_features, loader, self.device, npoints)
