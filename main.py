@@ -12,6 +12,7 @@ import torch
 
 from datasets.files import DatasetError
 from tools.config_check import validate_config
+from tools.context import RunContext
 from tools.engine import NonFiniteLossError
 from utils import dist
 from utils.checkpoint import CheckpointError
@@ -19,22 +20,13 @@ from utils.config import ConfigError, load_config
 from utils.io import remove_stale_temp_files
 from utils.lock import ExperimentLock, ExperimentLockedError, describe
 from utils.logger import get_logger
-from utils.misc import seed_everything
+from utils.misc import resolve_device, seed_everything
 from utils.parser import parse_args
 from utils.run_config import check_resume_config, write_run_config
 
-RUNNERS = {'pretrain': 'tools.runner_pretrain'}
+RUNNERS = {'pretrain': 'tools.runner_pretrain', 'svm': 'tools.runner_svm'}
 # Errors about the user's input or run: a one-line message (also in log.txt), no traceback.
 USER_ERRORS = (ConfigError, DatasetError, CheckpointError, NonFiniteLossError)
-
-
-def resolve_device(flag):
-    """'auto' -> cuda when available, else cpu; asking for cuda without one is an error."""
-    if flag == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('main.py: error: --device cuda but no CUDA device is available (use --device cpu or auto)')
-    if flag == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    return flag
 
 
 def check_experiment(args):
@@ -82,23 +74,27 @@ def main(argv=None):
         raise SystemExit(f'main.py: error: mode {args.mode} is not available in this release '
                          f'(available: {", ".join(RUNNERS)})')
     check_experiment(args)
-    device_type = resolve_device(args.device)
+    try:
+        device_type = resolve_device(args.device)
+    except ValueError as e:
+        raise SystemExit(f'main.py: error: {e}') from None
     if args.sync_bn and device_type != 'cuda':
         raise SystemExit('main.py: error: --sync_bn needs CUDA (torch has no SyncBatchNorm on CPU)')
     try:
         local_rank = dist.init_distributed(args.launcher, device_type)
     except dist.LauncherError as e:
         raise SystemExit(f'main.py: error: {e}') from None
-    args.device = torch.device(device_type, local_rank) if device_type == 'cuda' else torch.device('cpu')
-    seed_everything(args.seed + dist.get_rank(), args.deterministic)
+    device = torch.device(device_type, local_rank) if device_type == 'cuda' else torch.device('cpu')
+    ctx = RunContext.from_args(args, device, local_rank)
+    seed_everything(ctx.seed + ctx.rank, ctx.deterministic)
     try:
         with contextlib.ExitStack() as stack:  # holds the experiment lock until the run ends
-            run_in_experiment(args, config, stack)
+            run_in_experiment(args, ctx, config, stack)
     finally:
         dist.cleanup_distributed()
 
 
-def run_in_experiment(args, config, stack):
+def run_in_experiment(args, ctx, config, stack):
     """Open the experiment folder (``open_experiment``), start the log, run the mode's runner;
     the user's errors end as one line (also in ``log.txt``)."""
     try:
@@ -107,14 +103,14 @@ def run_in_experiment(args, config, stack):
         raise SystemExit(f'main.py: error: {e}') from None
     except OSError as e:
         raise SystemExit(f'main.py: error: cannot write in the experiment folder: {e}') from None
-    logger = get_logger('maskclu', os.path.join(args.experiment_path, 'log.txt') if dist.is_main_process() else None)
+    logger = get_logger('maskclu', ctx.path('log.txt') if ctx.is_main else None)
     logger.info('command: %s', ' '.join(sys.argv))
     logger.info('experiment folder: %s | device: %s | world size: %d',
-                args.experiment_path, args.device, dist.get_world_size())
+                ctx.experiment_path, ctx.device, ctx.world_size)
     for line in notes:
         logger.warning(line)
     try:
-        importlib.import_module(RUNNERS[args.mode]).run(args, config, logger)
+        importlib.import_module(RUNNERS[ctx.mode]).run(ctx, config, logger)
         dist.barrier()  # ranks leave together: a rank tearing gloo down while rank 0 still saves aborts
     except USER_ERRORS as e:
         logger.error('%s: %s', type(e).__name__, e)

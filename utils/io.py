@@ -1,5 +1,7 @@
 """Atomic file writes: every checkpoint, config, cache and list the project writes goes through here."""
 import contextlib
+import json
+import math
 import os
 import re
 import uuid
@@ -60,3 +62,19 @@ def remove_stale_temp_files(folder, before):
                 os.remove(path)
                 removed.append(name)
     return removed
+
+
+def write_json(path, data):
+    """Write ``data`` (dicts, lists, numbers, strings, None) as indented strict JSON, atomically;
+    non-finite floats become null."""
+    def finite(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+    with atomic_write(path, 'w') as f:
+        json.dump(finite(data), f, indent=2, allow_nan=False)
+        f.write('\n')
