@@ -8,7 +8,7 @@ import main
 from conftest import shapenet_entry, torch_settings, write_tiny_config
 from datasets.files import DatasetError
 from tools.engine import TrainStepper
-from tools.runner_pretrain import Pretrainer
+from tools.runner_pretrain import PretrainTask
 from utils.checkpoint import load_checkpoint
 
 
@@ -41,7 +41,7 @@ def test_svm_probe_without_its_splits_is_a_config_error(tmp_path, demo_root):
 def test_the_checkpoint_is_saved_before_the_probe(tmp_path, demo_root, monkeypatch):
     def failing_probe(self, epoch):
         raise DatasetError('probe file unreadable')
-    monkeypatch.setattr(Pretrainer, 'maybe_probe', failing_probe)
+    monkeypatch.setattr(PretrainTask, 'svm_probe', failing_probe)
     config = probe_config(tmp_path, demo_root, shapenet_entry(demo_root, 'train', 256))
     with torch_settings(), pytest.raises(SystemExit, match='probe file unreadable'):
         run(config, str(tmp_path / 'exps'), 'probe')
