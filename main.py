@@ -89,12 +89,12 @@ def main(argv=None):
     seed_everything(ctx.seed + ctx.rank, ctx.deterministic)
     try:
         with contextlib.ExitStack() as stack:  # holds the experiment lock until the run ends
-            run_in_experiment(args, ctx, config, stack)
+            run_in_experiment(ctx, args, config, stack)
     finally:
         dist.cleanup_distributed()
 
 
-def run_in_experiment(args, ctx, config, stack):
+def run_in_experiment(ctx, args, config, stack):
     """Open the experiment folder (``open_experiment``), start the log, run the mode's runner;
     the user's errors end as one line (also in ``log.txt``)."""
     try:

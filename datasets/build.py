@@ -130,9 +130,9 @@ def build_dataloader(entry, *, train, total_bs, seed, num_workers, pin_memory=Fa
     """An ``EpochLoader`` over ``build_dataset(entry)``; ``total_bs`` is the global batch.
 
     Training shuffles (per epoch) and drops the last incomplete batch; evaluation keeps
-    order and every batch, and each cloud's stored point order (``shuffle_points`` off: the
-    features of a train split extracted for a probe do not depend on the RNG); point subsets of
-    its items draw from ``item_rng(index)`` seeded by ``seed`` (the same items whatever the
+    order and every batch, each cloud's stored point order (``shuffle_points`` off: the
+    features of a train split extracted for a probe do not depend on the RNG), and its items draw
+    their other randomness from ``item_rng(index)`` seeded by ``seed`` (the same items whatever the
     workers, ranks or epoch). Under DDP each rank gets ``len / world_size`` items (torch's
     DistributedSampler pads the last rank's share with repeated items). An empty split is a
     ``DatasetError`` naming its list files.
@@ -144,7 +144,7 @@ def build_dataloader(entry, *, train, total_bs, seed, num_workers, pin_memory=Fa
                            f"(no item in {files})")
     if not train:
         dataset.shuffle_points = False
-        dataset.item_seed = seed  # evaluation items: independent of workers and ranks
+    dataset.item_seed = None if train else seed  # evaluation items: independent of workers and ranks
     batch_size = per_rank_batch_size(total_bs, dist.get_world_size())
     loader = EpochLoader(dataset, train=train, batch_size=batch_size, seed=seed,
                          num_workers=num_workers, pin_memory=pin_memory)

@@ -17,13 +17,13 @@ from datasets.modelnet_raw import LAYOUT
 from datasets.points import pc_normalize
 
 
-def classification_item(points, label, use_normals, shuffle, source='a cloud'):
+def classification_item(points, label, use_normals, shuffle, source='a cloud', rng=None):
     """Shared by ModelNet and its few-shot folds: (N,6) array -> ('ModelNet', 'sample', (tensor, label));
-    ``source`` names the file (and entry) in errors."""
+    ``source`` names the file (and entry) in errors; ``rng`` shuffles (None: numpy's global RNG)."""
     points = points[:, :6] if use_normals else points[:, :3]
     points = np.concatenate([pc_normalize(points[:, :3], source), points[:, 3:]], axis=1)
     if shuffle:
-        points = points[np.random.permutation(len(points))]
+        points = points[(np.random if rng is None else rng).permutation(len(points))]
     return 'ModelNet', 'sample', (torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)), int(label))
 
 
@@ -54,4 +54,4 @@ class ModelNet(PointCloudDataset):
     def __getitem__(self, index):
         path, entry = self.sources[index]
         return classification_item(self.points[index], self.labels[index], self.cfg.USE_NORMALS, self.shuffle_points,
-                                   f'{path} entry {entry}')
+                                   f'{path} entry {entry}', self.item_rng(index))

@@ -69,7 +69,8 @@ class ModelNetFewShot(PointCloudDataset):
 
     def __getitem__(self, index):
         points, label, _ = self.entries[index]
-        return classification_item(points, label, self.cfg.USE_NORMALS, self.shuffle_points, self.sources[index])
+        return classification_item(points, label, self.cfg.USE_NORMALS, self.shuffle_points, self.sources[index],
+                                   self.item_rng(index))
 
 
 def sample_fold(train, test, way, shot, n_query, rng):

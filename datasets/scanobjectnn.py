@@ -69,7 +69,8 @@ class ScanObjectNN(PointCloudDataset):
     def __getitem__(self, index):
         points = self.points[index]
         if self.shuffle_points:
-            points = points[np.random.permutation(len(points))]
+            rng = self.item_rng(index)
+            points = points[(np.random if rng is None else rng).permutation(len(points))]
         return 'ScanObjectNN', 'sample', (torch.from_numpy(np.ascontiguousarray(points)), int(self.labels[index]))
 
 

@@ -33,10 +33,11 @@ class PretrainTask(Task):
         if 'val' in config.dataset:
             self.val_loader = build_dataloader(config.dataset.val, train=False, **loader_args)
         self.probe = None
-        if config.svm_probe.freq:  # the splits exist (tools.config_check); their files are opened now
+        if config.svm_probe.freq:  # its splits are checked by tools.config_check
             self.probe = SvmProbe(config.dataset.get('svm_train'), config.dataset.get('svm_test'),
                                   npoints=config.npoints, batch_size=config.total_bs, device=ctx.device,
                                   seed=ctx.seed, num_workers=ctx.num_workers, pin_memory=ctx.pin_memory)
+            self.probe.open()  # now: a bad probe file stops the run before the first step
         self.evaluations = [(ctx.val_freq if self.val_loader is not None else 0, self.validate),
                             (config.svm_probe.freq, self.svm_probe)]
 

@@ -93,8 +93,7 @@ class SvmProbe:
 
     ``features(feature_fn)`` -> ((train_x, train_y), (test_x, test_y)) numpy arrays of
     ``feature_fn(points (B, npoints, 3)) -> (B, D)``; ``npoints`` per split is the entry's
-    ``npoints``, else ``npoints`` given here. The loaders are built (their files opened and
-    checked) here, before a run's first step, and kept.
+    ``npoints``, else ``npoints`` given here. The loaders are built on the first call and kept.
     """
 
     def __init__(self, train_entry, test_entry, *, npoints, batch_size, device, seed=0, num_workers=0,
@@ -102,13 +101,19 @@ class SvmProbe:
         self.entries = {'train': train_entry, 'test': test_entry}
         self.npoints, self.batch_size, self.device = npoints, batch_size, device
         self.seed, self.num_workers, self.pin_memory = seed, num_workers, pin_memory
-        self.loaders = {split: build_dataloader(entry, train=False, total_bs=batch_size, seed=seed,
-                                                num_workers=num_workers, pin_memory=pin_memory,
-                                                where=f'svm {split} split')
-                        for split, entry in self.entries.items()}
+        self.loaders = {}
 
     def loader(self, split):
+        if split not in self.loaders:
+            self.loaders[split] = build_dataloader(self.entries[split], train=False, total_bs=self.batch_size,
+                                                   seed=self.seed, num_workers=self.num_workers,
+                                                   pin_memory=self.pin_memory, where=f'svm {split} split')
         return self.loaders[split]
+
+    def open(self):
+        """Build both loaders now (a bad file stops the run before any training)."""
+        for split in self.entries:
+            self.loader(split)
 
     def features(self, feature_fn):
         return tuple(extract_features(feature_fn, self.loader(split), self.device,

@@ -16,7 +16,6 @@ training step (``train_step``), its evaluations, and optionally a single evaluat
 (``evaluate_only``, for ``--test``). See ``Task``.
 """
 import contextlib
-import os
 import time
 from typing import NamedTuple
 
@@ -144,9 +143,9 @@ class Trainer:
         self.best_rule = parse_best_metric(config.get('consider_metric')) or \
             parse_best_metric(task.best_metric, f'{type(task).__name__}.best_metric')
         self.start_epoch, self.best, self.last = 0, {}, None
-        if ctx.start_ckpts:  # the whole model continues: a shape mismatch anywhere stops unless --partial_load
-            load_pretrained(self.model, ctx.start_ckpts, logger=logger, strict_shapes=True, partial=ctx.partial_load,
-                            opt_in='--partial_load')
+        if ctx.start_ckpts:
+            load_pretrained(self.model, ctx.start_ckpts, logger=logger, strict_shapes=True,
+                            partial=ctx.partial_load, opt_in='--partial_load')
         if task.train_loader is None:
             return
         self.loader = task.train_loader

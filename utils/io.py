@@ -50,20 +50,6 @@ def _fsync_dir(folder):
             os.close(fd)
 
 
-def remove_stale_temp_files(folder, before):
-    """Delete the ``atomic_write`` temporary files (``TEMP_FILE``) in ``folder`` last modified
-    before the time ``before`` (what a killed run left; call it while holding the folder's lock).
-    Returns the names removed."""
-    removed = []
-    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        path = os.path.join(folder, name)
-        with contextlib.suppress(OSError):
-            if TEMP_FILE.match(name) and os.path.isfile(path) and os.path.getmtime(path) < before:
-                os.remove(path)
-                removed.append(name)
-    return removed
-
-
 def write_json(path, data):
     """Write ``data`` (dicts, lists, numbers, strings, None) as indented strict JSON, atomically;
     non-finite floats become null."""
@@ -78,3 +64,17 @@ def write_json(path, data):
     with atomic_write(path, 'w') as f:
         json.dump(finite(data), f, indent=2, allow_nan=False)
         f.write('\n')
+
+
+def remove_stale_temp_files(folder, before):
+    """Delete the ``atomic_write`` temporary files (``TEMP_FILE``) in ``folder`` last modified
+    before the time ``before`` (what a killed run left; call it while holding the folder's lock).
+    Returns the names removed."""
+    removed = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        path = os.path.join(folder, name)
+        with contextlib.suppress(OSError):
+            if TEMP_FILE.match(name) and os.path.isfile(path) and os.path.getmtime(path) < before:
+                os.remove(path)
+                removed.append(name)
+    return removed
