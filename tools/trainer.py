@@ -183,6 +183,8 @@ class Trainer:
         try:
             for epoch in range(self.start_epoch, self.config.max_epoch):
                 metrics = self.train_one_epoch(epoch)
+                if any(due(epoch + 1, freq, self.config.max_epoch) for freq, _ in self.task.evaluations):
+                    self.save_last(epoch + 1, metrics)  # first: a failing evaluation does not cost the epoch
                 metrics.update(self.run_evaluations(epoch + 1))
                 self.writer.write(metrics, step=epoch + 1, prefix='epoch', epoch=epoch + 1)
                 self.logger.info('epoch %d/%d %s', epoch + 1, self.config.max_epoch,
@@ -269,17 +271,30 @@ class Trainer:
         """Checkpoints and results.json after epoch ``epochs_done`` (rank 0 writes)."""
         self.update_best(epochs_done, metrics)
         self.last = {'epoch': epochs_done, **to_plain(metrics)}
-        rng = rng_state_all_ranks()  # a collective under DDP: before the rank-0 check
-        if not dist.is_main_process():
+        ckpt = self.checkpoint(epochs_done, metrics)
+        if ckpt is None:
             return
-        ckpt = make_checkpoint(self.model, self.optimizer, self.scheduler, None, epoch=epochs_done,
-                               metrics=metrics, best_metrics=self.best, config=self.config, rng=rng)
         save_checkpoint(ckpt, self.ckpt_path('last'))
         if epochs_done % self.config.ckpt_save_freq == 0 or epochs_done == self.config.max_epoch:
             save_checkpoint(ckpt, self.ckpt_path(f'epoch-{epochs_done:03d}'))
         if self.best.get('epoch') == epochs_done:
             save_checkpoint(ckpt, self.ckpt_path('best'))
         write_json(self.ctx.path(RESULTS_FILE), self.results())
+
+    def checkpoint(self, epochs_done, metrics):
+        """The checkpoint dict of epoch ``epochs_done`` on rank 0, None on the other ranks (every
+        rank must call it: gathering the RNG states is a collective under DDP)."""
+        rng = rng_state_all_ranks()
+        if not dist.is_main_process():
+            return None
+        return make_checkpoint(self.model, self.optimizer, self.scheduler, None, epoch=epochs_done,
+                               metrics=metrics, best_metrics=self.best, config=self.config, rng=rng)
+
+    def save_last(self, epochs_done, metrics):
+        """``ckpt-last.pth`` of epoch ``epochs_done`` before its evaluations run (rank 0 writes)."""
+        ckpt = self.checkpoint(epochs_done, metrics)
+        if ckpt is not None:
+            save_checkpoint(ckpt, self.ckpt_path('last'))
 
     def results(self):
         """results.json of a training run: the best epoch (by ``consider_metric``) and the last."""
