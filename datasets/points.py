@@ -16,18 +16,20 @@ def pc_normalize(xyz):
     return (xyz / radius if radius > 0 else xyz).astype(np.float32)
 
 
-def subset_indices(n, npoints, path, repeat=False):
-    """Indices (npoints,) of a random subset of ``n`` points, without replacement.
+def subset_indices(n, npoints, path, repeat=False, rng=None):
+    """Indices (npoints,) of a random subset of ``n`` points, without replacement, drawn from
+    ``rng`` (a ``np.random.Generator``; default numpy's global RNG).
 
     The rule when ``n < npoints``: with ``repeat`` every point is kept once and the rest
     are random repeats (what ShapeNetPart needs: its text files vary in size); without it
     a DatasetError names the file and both counts.
     """
     if n >= npoints:
-        return np.random.permutation(n)[:npoints]
+        return (rng or np.random).permutation(n)[:npoints]
     if not repeat:
         raise DatasetError(f"{path}: cloud has {n} points, fewer than the {npoints} requested (npoints)")
-    return np.concatenate([np.random.permutation(n), np.random.randint(0, n, npoints - n)])
+    repeats = rng.integers(0, n, npoints - n) if rng is not None else np.random.randint(0, n, npoints - n)
+    return np.concatenate([(rng or np.random).permutation(n), repeats])
 
 
 def fps_indices(xyz, npoint):

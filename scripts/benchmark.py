@@ -2,6 +2,11 @@
 
     python scripts/benchmark.py pretrain --configs pretrain pretrain_released pretrain_pointmae \
         --batch 16 --device cpu [--repeats 10] [--json out.json]
+    python scripts/benchmark.py partseg --device cpu [--batch 16] [--types full frozen] [--repeats 5] [--json out.json]
+
+``partseg``: the part-segmentation step at full size (B=16, 2048 points, G=128), see
+``scripts/benchmark_partseg.py``; it shares this module's timing (``interleaved_times``,
+``StepBench.timed`` / ``phases``) and peak memory (``peak_memory_mb``).
 
 For each config (``cfgs/<name>.yaml``; the model section only) it times a full training
 step — forward, backward, optimizer — on synthetic unit-sphere clouds: the configs are
@@ -57,6 +62,10 @@ class StepBench:
         self.optimizer = build_optimizer(self.model, self.config.optimizer)
         self.points = synthetic_clouds(batch, self.config.npoints, device)
         self.amp = amp
+
+    def spawn_args(self, batch):
+        """(class, args) that rebuild this bench on the CPU in a child process (peak memory)."""
+        return StepBench, (self.name, batch, torch.device('cpu'), False)
 
     def step(self):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -141,15 +150,16 @@ def peak_rss_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child_peak_rss(name, batch, steps, queue):
-    bench = StepBench(name, batch, torch.device('cpu'), amp=False)
+def _child_peak_rss(cls, args, steps, queue):
+    bench = cls(*args)
     for _ in range(steps):
         bench.step()
     queue.put(peak_rss_mb())
 
 
 def peak_memory_mb(bench, batch, steps=2):
-    """CUDA: max allocated during ``steps`` steps. CPU: peak RSS (MB) of a child doing the same."""
+    """CUDA: max allocated during ``steps`` steps. CPU: peak RSS (MB) of a child that rebuilds the
+    bench (``bench.spawn_args(batch)``) and does the same."""
     if bench.device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(bench.device)
         for _ in range(steps):
@@ -157,14 +167,16 @@ def peak_memory_mb(bench, batch, steps=2):
         return torch.cuda.max_memory_allocated(bench.device) / 2**20
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child_peak_rss, args=(bench.name, batch, steps, queue))
+    proc = ctx.Process(target=_child_peak_rss, args=(*bench.spawn_args(batch), steps, queue))
     proc.start()
+    result = queue.get()   # before join: a child blocked on a full pipe would never exit
     proc.join()
-    return queue.get() if proc.exitcode == 0 else float('nan')
+    return result if proc.exitcode == 0 else float('nan')
 
 
-def bench_pretrain(names, batch, device, repeats, warmup, amp):
-    benches = [StepBench(n, batch, device, amp) for n in names]
+def interleaved_times(benches, repeats, warmup):
+    """``warmup`` untimed steps per bench, then ``repeats`` rounds timing one step of each bench in
+    turn (round-robin, so machine noise hits them alike) -> {bench.name: [seconds]}."""
     for bench in benches:
         for _ in range(warmup):
             bench.step()
@@ -172,6 +184,12 @@ def bench_pretrain(names, batch, device, repeats, warmup, amp):
     for _ in range(repeats):
         for bench in benches:
             times[bench.name].append(bench.timed())
+    return times
+
+
+def bench_pretrain(names, batch, device, repeats, warmup, amp):
+    benches = [StepBench(n, batch, device, amp) for n in names]
+    times = interleaved_times(benches, repeats, warmup)
     rows = []
     for bench in benches:
         median = statistics.median(times[bench.name])
@@ -206,7 +224,9 @@ def print_table(rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('what', choices=['pretrain'])
+    parser.add_argument('what', choices=['pretrain', 'partseg'])
+    parser.add_argument('--types', nargs='+', default=['full', 'frozen'], choices=['full', 'frozen'],
+                        help='partseg: model types (full fine-tuning, frozen backbone)')
     parser.add_argument('--configs', nargs='+', default=['pretrain', 'pretrain_released', 'pretrain_pointmae'])
     parser.add_argument('--baseline', default='pretrain_pointmae', help='config the ratio column divides by')
     parser.add_argument('--batch', type=int, default=16)
@@ -216,6 +236,9 @@ def main():
     parser.add_argument('--json', default=None, help='write the numbers to this file')
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.what == 'partseg':
+        from scripts.benchmark_partseg import main_partseg
+        return main_partseg(args, device)
     print(f'device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}')
     rows = bench_pretrain(args.configs, args.batch, device, args.repeats, args.warmup, amp=False)
     if device.type == 'cuda':
