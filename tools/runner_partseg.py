@@ -20,7 +20,7 @@ Shapes: B shapes, N points, P = 50 parts, V votes.
 """
 import torch
 
-from datasets import build_dataloader, unpack_batch
+from datasets import build_dataloader, check_dataset_config, unpack_batch
 from datasets.shapenetpart_labels import CATEGORIES, CATEGORY_OF_PART
 from models import build_model
 from models.features import load_encoder
@@ -44,7 +44,7 @@ def seg_config(*, learning_rate, weight_decay, epoch, warmup_epoch, batch_size, 
     warm-up epochs, batch ``batch_size`` (global), ``npoint`` points, ``ScaleShift`` augmentation,
     no gradient clipping, train = ``trainval`` and test = ``test`` of the ShapeNetPart ``dataset``
     entry, best checkpoint by ``instance_miou``."""
-    entry = {k: v for k, v in dict(dataset).items() if k not in ('subset', 'npoints')}
+    entry = {k: v for k, v in check_dataset_config(dataset, 'dataset').items() if k not in ('subset', 'npoints')}
     config = {
         'optimizer': {'type': 'AdamW', 'kwargs': {'lr': learning_rate, 'weight_decay': weight_decay}},
         'scheduler': {'type': 'CosLR', 'kwargs': {'epochs': epoch, 'initial_epochs': warmup_epoch}},
