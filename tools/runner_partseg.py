@@ -73,12 +73,8 @@ def evaluate_split(model, loader, device, scales=None):
     if scales is not None:
         meters['vote'] = PartSegMeter(TABLE, CATEGORIES)
         scales = scales.to(device)
-    indices = loader.sample_indices().to(device)
-    seen = 0
-    for batch in loader:
-        points, category, parts = (t.to(device, non_blocking=True) for t in unpack_batch(batch, loader.kind))
-        index = indices[seen:seen + len(points)]
-        seen += len(points)
+    for batch in with_indices(loader):
+        points, category, parts, index = (t.to(device, non_blocking=True) for t in batch)
         meters['single'].update(model(points, category), parts, category, index)
         if scales is not None:
             votes = sum(model(points * scale[:, None, None], category) for scale in scales[index].unbind(1))
@@ -96,7 +92,7 @@ def headline(metrics, prefix='', per_category=True):
     return out
 
 
-def test_loader(ctx, config):
+def build_test_loader(ctx, config):
     return build_dataloader(config.dataset.test, train=False, total_bs=config.total_bs, seed=ctx.seed,
                             num_workers=ctx.num_workers, pin_memory=ctx.pin_memory, where='dataset.test')
 
@@ -111,7 +107,7 @@ class PartSegTask(Task):
         self.train_loader = build_dataloader(config.dataset.train, train=True, total_bs=config.total_bs,
                                              seed=ctx.seed, num_workers=ctx.num_workers, pin_memory=ctx.pin_memory,
                                              where='dataset.train')
-        self.test_loader = test_loader(ctx, config)
+        self.test_loader = build_test_loader(ctx, config)
         self.model = build_model(config.model)
         if ctx.ckpts and not ctx.resume:   # a resumed run takes everything from ckpt-last.pth
             self.model.load_encoder(ctx.ckpts, logger)
@@ -164,7 +160,7 @@ class PartSegTestTask(Task):
     def __init__(self, ctx, config, logger, num_votes=0):
         self.ctx, self.config, self.logger, self.num_votes = ctx, config, logger, num_votes
         self.model = segmentation_model(load_checkpoint(ctx.ckpts), config, ctx.ckpts, logger).to(ctx.device)
-        self.test_loader = test_loader(ctx, config)
+        self.test_loader = build_test_loader(ctx, config)
 
     def evaluate_only(self):
         scales = vote_scales(len(self.test_loader.dataset), self.num_votes, self.ctx.seed) if self.num_votes else None
