@@ -4,7 +4,6 @@ in the log and results.json), ``--svm`` runs the dense probe, bad checkpoints an
 one-line errors, and the test-split metrics of 2 gloo ranks (padded sampler) equal one process's."""
 import json
 import os
-import socket
 
 import pytest
 import torch
@@ -16,8 +15,8 @@ from conftest import torch_settings, tiny_model_config
 from models import build_model
 from test_dense_probe import constant_predictor_miou
 from test_runner_pretrain import assert_same_training_state, interrupt_after_saving
+from test_seg_metrics import _free_port
 from tools.runner_partseg import evaluate_split, vote_scales
-from utils.checkpoint import load_checkpoint
 
 TINY_SEG = {'NAME': 'PartSegmentation', 'trans_dim': 32, 'encoder_dims': 32, 'depth': 2, 'num_heads': 2,
             'num_group': 16, 'group_size': 16, 'drop_path_rate': 0.0, 'feature_blocks': [1, 2], 'label_dim': 16,
@@ -191,12 +190,6 @@ def test_resume_continues_exactly(part_root, tmp_path, monkeypatch, torch_global
 
 
 # --------------------------------------------------------------- DDP: every test shape once
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 
 def evaluate_tiny(root, scales):
     """Metrics (single pass and votes) of a seeded tiny model on the 48 trainval shapes, batch 2
