@@ -9,14 +9,10 @@ train, val, test, and trainval (training uses train+val, evaluation test).
 Item: the cloud is ``pc_normalize``d, then ``npoints`` points are drawn without
 replacement; a cloud with fewer points keeps all of them plus random repeats (text
 files vary in size): ``(points float32 (npoints, 3), category int, parts int64 (npoints,))``.
-The draw comes from numpy's global RNG in training (``shuffle_points``, on for train and
-trainval) and from a generator seeded with the item's index in evaluation (off): every
-evaluation, on any rank of any world size, sees the same points of a shape.
 """
 import glob
 import os
 
-import numpy as np
 import torch
 
 from datasets.base import SPLIT_KEYS, PointCloudDataset
@@ -75,13 +71,11 @@ class ShapeNetPart(PointCloudDataset):
             raise ConfigError(f"ShapeNetPart: LAYOUT={cfg.LAYOUT!r}; accepted: auto, {', '.join(LAYOUTS)}")
         self.layout, self.root = find_layout(root, cfg.LAYOUT)
         self.source = LAYOUTS[self.layout](self.root, self.subsets())
-        self.shuffle_points = self.subset in ('train', 'trainval')
 
     def __len__(self):
         return len(self.source)
 
     def __getitem__(self, index):
         xyz, category, parts, path = self.source.get(index)
-        rng = None if self.shuffle_points else np.random.default_rng(index)
-        pick = subset_indices(len(xyz), self.npoints, path, repeat=True, rng=rng)
-        return torch.from_numpy(pc_normalize(xyz)[pick]), category, torch.from_numpy(parts[pick])
+        pick = subset_indices(len(xyz), self.npoints, path, repeat=True, rng=self.item_rng(index))
+        return torch.from_numpy(pc_normalize(xyz, path)[pick]), category, torch.from_numpy(parts[pick])

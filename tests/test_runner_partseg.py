@@ -66,7 +66,7 @@ def split_batches(root, subset):
     """(points, category, parts) batches of a split as the evaluation loader reads them."""
     from datasets import build_dataset
     ds = build_dataset({'NAME': 'ShapeNetPart', 'DATA_PATH': root, 'subset': subset, 'npoints': 256})
-    ds.shuffle_points = False
+    ds.item_seed = 0   # as build_dataloader sets it for an evaluation loader with seed 0
     items = [ds[i] for i in range(len(ds))]
     return [(torch.stack([i[0] for i in items]), torch.tensor([i[1] for i in items]),
              torch.stack([i[2] for i in items]))]
@@ -200,7 +200,7 @@ def evaluate_tiny(root, scales):
     model = build_model(TINY_SEG).eval()
     dataset = build_dataset({'NAME': 'ShapeNetPart', 'DATA_PATH': root, 'subset': 'trainval', 'npoints': 256})
     dataset.source.items = dataset.source.items[:47]
-    dataset.shuffle_points = False   # as build_dataloader sets it for evaluation
+    dataset.item_seed = 0   # as build_dataloader sets it for an evaluation loader with seed 0
     loader = EpochLoader(dataset, train=False, batch_size=2 // get_world_size(), seed=0, num_workers=0)
     with torch.no_grad():
         meters = evaluate_split(model, loader, torch.device('cpu'), scales)

@@ -4,7 +4,7 @@ Every section is checked against what its consumer accepts, so a misspelt key
 (``num_gruop``) stops the run with the accepted keys listed. The released MaskClu configs (their
 schema, and their ``ptimizer`` typo) are translated first (``tools.config_translate``).
 """
-from utils.config import ANY, ConfigDict, ConfigError, check_keys
+from utils.config import ANY, ConfigDict, ConfigError, Typed, check_keys
 from utils.logger import get_logger
 from tools.config_translate import translate_released
 from tools.optim import check_optimizer_config, check_scheduler_config
@@ -23,12 +23,13 @@ TOP_LEVEL = {
     'grad_norm_clip': None,
     'consider_metric': None,
     'train_transforms': [{'NAME': 'ScaleAndTranslate'}],
-    'amp': 'auto',
+    'amp': Typed('auto', str, bool),
     'compile': False,
     'log_freq': 20,
     'ckpt_save_freq': 50,
     'nonfinite_patience': 5,
     'svm_probe': {'freq': 0, 'C': 0.01, 'C_grid': None, 'cv_folds': None},
+    'classification': None,  # fine-tuning data path and voting (tools.classification.CLASSIFICATION_KEYS)
 }
 
 
@@ -73,4 +74,7 @@ def validate_config(cfg, path):
     out['dataset'] = check_dataset_section(out['dataset'], f'{path}: dataset')
     out['model'] = check_model_section(out['model'], f'{path}: model')
     check_transforms(out['train_transforms'], f'{path}: train_transforms')
+    if 'classification' in out:
+        from tools.classification import classification_config
+        classification_config(out, f'{path}: classification')
     return ConfigDict(out)
