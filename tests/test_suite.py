@@ -22,12 +22,12 @@ def ok(encoder, protocol, seed, values, **extra):
             'columns': list(values), **extra}
 
 
-def test_describe_is_population_std_and_max():
+def test_describe_is_sample_std_and_max():
     stats = suite_stats.describe([90.0, 91.0, 95.0])
     assert stats['n'] == 3 and stats['max'] == 95.0 and stats['min'] == 90.0
     assert stats['mean'] == pytest.approx(92.0, abs=1e-12)
-    assert stats['std'] == pytest.approx(float(np.std([90.0, 91.0, 95.0])), abs=1e-12)   # ddof = 0
-    assert stats['std'] != pytest.approx(float(np.std([90.0, 91.0, 95.0], ddof=1)), abs=1e-6)
+    assert stats['std'] == pytest.approx(float(np.std([90.0, 91.0, 95.0], ddof=1)), abs=1e-12)   # n - 1
+    assert stats['std'] != pytest.approx(float(np.std([90.0, 91.0, 95.0])), abs=1e-6)
     assert suite_stats.describe([]) is None
     assert suite_stats.describe([7.0])['std'] == 0.0
 
@@ -54,20 +54,21 @@ def test_aggregate_seeds_folds_max_failed_and_skipped():
     ]
     cells = suite_stats.aggregate(records)['maskclu']
     m = cells['ModelNet40']
-    assert m['stats']['n'] == 2 and m['stats']['mean'] == pytest.approx(91.0) and m['stats']['std'] == pytest.approx(1.0)
+    assert m['stats']['n'] == 2 and m['stats']['mean'] == pytest.approx(91.0)
+    assert m['stats']['std'] == pytest.approx(math.sqrt(2.0))
     assert m['runs'] == 2 and m['failed'] == ['seed 2: exit status 1: boom'] and m['max'] == 92.0
     assert cells['ModelNet40 +vote']['max'] == 93.5          # the best repeat, not the max of the means
     assert cells['ModelNet40 +vote']['stats']['max'] == 92.0
     few = cells['5w10s']['stats']
-    assert few['n'] == 4 and few['mean'] == pytest.approx(90.0) and few['std'] == pytest.approx(math.sqrt(50.0))
+    assert few['n'] == 4 and few['mean'] == pytest.approx(90.0) and few['std'] == pytest.approx(math.sqrt(200.0 / 3))
     assert cells['OBJ_BG']['stats'] is None and cells['OBJ_BG']['skipped']
 
-    assert suite_stats.format_cell(m) == '91.00 ± 1.00 (max 92.00) (1 of 3 runs failed)'
+    assert suite_stats.format_cell(m) == '91.00 ± 1.41 (max 92.00) (1 of 3 runs failed)'
     assert suite_stats.format_cell(cells['OBJ_BG']) == 'skipped'
     header, rows = suite_stats.results_table(suite_stats.aggregate(records))
     assert header == ['encoder', 'ModelNet40', 'ModelNet40 +vote', 'OBJ_BG', '5w10s']   # the papers' order
     text = suite_stats.render_markdown('T', records, [{'name': 'modelnet_full', 'epochs': 4, 'points': 1024}])
-    assert 'population std' in text and '| maskclu | 91.00 ± 1.00' in text
+    assert 'sample std (n - 1)' in text and '| maskclu | 91.00 ± 1.41' in text
     assert 'FAILED maskclu / modelnet_full / seed 2: exit status 1: boom' in text
     assert 'skipped scan: dataset missing: ROOT = data/ScanObjectNN does not exist' in text
 
@@ -151,28 +152,32 @@ class FakeRunner:
             open(self.path(flag(argv, '--out')), 'w').close()
             return 0
         if script == 'tools/visualize.py':
-            from tools.plots import Panel, save_png
-            cloud = np.random.default_rng(0).normal(size=(50, 3))
-            save_png([Panel('x', cloud, np.tile([[0.2, 0.4, 0.8]], (50, 1)))], self.path(flag(argv, '--out')))
+            from matplotlib.image import imsave
+            os.makedirs(os.path.dirname(self.path(flag(argv, '--out'))), exist_ok=True)
+            imsave(self.path(flag(argv, '--out')), np.random.default_rng(0).random((8, 8, 3)))
             return 0
         seed = int(flag(argv, '--seed', 0))
         if script == 'trainpartseg.py':
             folder = self.path('exps', 'partseg', flag(argv, '--log_dir'))
-            results = {'instance_miou': 70.0 + seed, 'class_miou': 65.0 + seed}
+            results = {'best_epoch': {'epoch': 3, 'metrics': {'instance_miou': 70.0 + seed, 'class_miou': 65.0 + seed}},
+                       'last_epoch': {'epoch': 3, 'metrics': {'instance_miou': 70.0 + seed}}}
         else:
             folder = self.path(experiment_dir(SimpleNamespace(config=config, exp=flag(argv, '--exp'),
                                                               exp_name=flag(argv, '--exp_name'))))
             ckpt = flag(argv, '--ckpts', '')
             bonus = 0 if 'random' in ckpt else 10
             if '--svm' in argv:
-                results = {'acc': 60.0 + bonus + seed, 'C': 0.01}
+                results = {'mode': 'svm', 'metrics': {'svm_acc': 60.0 + bonus + seed, 'svm_C': 0.01}}
             elif '--test' in argv:
-                results = {'vote': {'mean': 51.0 + bonus + seed, 'std': 0.1, 'max': 52.0 + bonus + seed}}
+                results = {'mode': 'test', 'metrics': {'vote_acc_mean': 51.0 + bonus + seed, 'vote_acc_std': 0.1,
+                                                       'vote_acc_max': 52.0 + bonus + seed}}
             elif '--way' in argv:
-                results = {'acc_best': 70.0 + bonus + int(flag(argv, '--fold'))} if flag(argv, '--fold') != '-1' \
+                results = {'best_epoch': {'metrics': {'acc': 70.0 + bonus + int(flag(argv, '--fold'))}}} \
+                    if flag(argv, '--fold') != '-1' \
                     else {'folds': {str(f): 70.0 + bonus + f for f in range(10)}}
             elif '--finetune_model' in argv:
-                results = {'acc_best': 50.0 + bonus + seed, 'acc_last': 49.0 + bonus + seed}
+                results = {'best_epoch': {'epoch': 3, 'metrics': {'acc': 50.0 + bonus + seed}},
+                           'last_epoch': {'epoch': 4, 'metrics': {'acc': 49.0 + bonus + seed}}}
             else:   # pre-training
                 if flag(argv, '--exp_name') in self.fail_pretrain:
                     with open(log_path, 'w') as f:
@@ -258,7 +263,7 @@ def test_suite_runs_reads_results_and_reports_skips_and_failures(project):
 
     cells = suite_stats.aggregate(records)
     assert cells['maskclu']['ModelNet40']['stats']['mean'] == pytest.approx(60.5)
-    assert cells['maskclu']['ModelNet40']['stats']['std'] == pytest.approx(0.5)
+    assert cells['maskclu']['ModelNet40']['stats']['std'] == pytest.approx(math.sqrt(0.5))
     assert cells['maskclu']['ModelNet40 +vote']['max'] == 63.0
     assert cells['maskclu']['5w10s']['stats']['n'] == 4           # two folds × two seeds, pooled
     assert cells['maskclu']['10w20s']['stats']['n'] == 20         # --fold -1: ten folds × two seeds
@@ -266,12 +271,12 @@ def test_suite_runs_reads_results_and_reports_skips_and_failures(project):
     assert cells['random init']['SVM ModelNet40']['stats']['mean'] == pytest.approx(60.5)
 
     saved = json.load(open(os.path.join(project, 'exps/evaluate/t/results.json')))
-    assert saved['std'] == 'population (ddof=0)' and len(saved['runs']) == len(records)
+    assert saved['std'] == 'sample (n - 1)' and len(saved['runs']) == len(records)
     md = open(os.path.join(project, 'exps/evaluate/t/results.md')).read()
-    assert '| maskclu | 60.50 ± 0.50 (max 61.00) |' in md
+    assert '| maskclu | 60.50 ± 0.71 (max 61.00) |' in md
     assert 'skipped scan_objbg_full: dataset missing' in md
     assert 'FAILED random init / broken / seed 1' in md
-    assert 'Last-epoch accuracy' in md and '59.50 ± 0.50' in md
+    assert '## Last epoch' in md and '| maskclu | 59.50 ± 0.71 (max 60.00) | 70.50 ± 0.71 (max 71.00) |' in md
     assert '| modelnet_full | ModelNet40 | cfgs/t/finetune_modelnet.yaml | 1024 |' in md
     assert not [f for f in os.listdir(os.path.join(project, 'exps/evaluate/t')) if f.endswith('.tmp')]
 
@@ -365,7 +370,7 @@ def test_sweep_pretrains_each_point_and_tabulates_them(project):
     assert failed['status'] == 'failed' and 'NonFiniteLossError' in failed['reason']
     assert by[('assign.weight=1', 'svm', 0)]['status'] == 'ok'
     md = open(os.path.join(project, 'exps/sweep/s/results.md')).read()
-    assert '| assign.weight=0 | 60.50 ± 0.50 (max 61.00) |' in md
+    assert '| assign.weight=0 | 60.50 ± 0.71 (max 61.00) |' in md
     assert '| assign.weight=1 | 60.00 (1 of 2 runs failed) |' in md
     assert 'sweep of `cfgs/t/pretrain.yaml` over 2 grid points' in md
 

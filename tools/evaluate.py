@@ -41,16 +41,19 @@ from utils.parser import experiment_dir  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RANDOM = 'random'
 
-# results.json key paths read for each kind of value, first found wins (dotted = nested).
+# results.json key paths read for each kind of value, first found wins (dotted = nested). Training
+# runs write tools/trainer.py's {best_epoch: {epoch, metrics}, last_epoch: {...}}; evaluations
+# (--test, --svm) {mode, checkpoint, metrics}.
 RESULT_KEYS = {
-    'acc_best': ('acc_best', 'best.acc', 'best_acc'),            # fine-tune / few-shot fold: best epoch
-    'acc_last': ('acc_last', 'last.acc', 'last_acc'),            # ... and last epoch
-    'folds': ('folds', 'fold_acc', 'per_fold'),                  # --fold -1: fold -> best accuracy
-    'vote_mean': ('vote.mean', 'vote_mean', 'acc_vote_mean'),    # --test: mean over the R voting repeats
-    'vote_max': ('vote.max', 'vote_max', 'acc_vote_max'),        # ... and the best repeat (labelled max)
-    'svm_acc': ('acc', 'svm_acc', 'test_acc'),                   # --svm
-    'inst_miou': ('instance_miou', 'inst_miou', 'best.instance_miou'),  # trainpartseg.py
-    'cls_miou': ('class_miou', 'cls_miou', 'best.class_miou'),
+    'acc_best': ('best_epoch.metrics.acc', 'best_epoch.metrics.val_acc'),   # fine-tune / few-shot fold
+    'acc_last': ('last_epoch.metrics.acc', 'last_epoch.metrics.val_acc'),
+    'folds': ('folds', 'metrics.folds', 'fold_acc'),                         # --fold -1: fold -> best acc
+    'vote_mean': ('metrics.vote_acc_mean',),                                 # --test: mean of R repeats
+    'vote_max': ('metrics.vote_acc_max',),                                   # ... the best repeat (max)
+    'svm_acc': ('metrics.svm_acc', 'svm_acc'),                               # --svm (C tuned on train)
+    'inst_miou': ('best_epoch.metrics.instance_miou', 'best_epoch.metrics.inst_miou'),  # trainpartseg.py
+    'cls_miou': ('best_epoch.metrics.class_miou', 'best_epoch.metrics.cls_miou'),
+    'inst_miou_last': ('last_epoch.metrics.instance_miou', 'last_epoch.metrics.inst_miou'),
 }
 
 
@@ -118,7 +121,7 @@ def svm_run(config):
 def partseg_run(config):
     return Run('partseg', config, ('--ckpts', '{ckpt}'),
                {'ShapeNetPart inst. mIoU': 'inst_miou', 'ShapeNetPart cls. mIoU': 'cls_miou'},
-               tool='partseg', votes='none', selection='best epoch by instance mIoU (test split)')
+               last_columns={'ShapeNetPart inst. mIoU': 'inst_miou_last'}, tool='partseg', votes='none', selection='best epoch by instance mIoU (test split)')
 
 
 # The suites. ``random_config``: the pre-training config whose model ``--ckpts random`` initialises.
@@ -437,14 +440,14 @@ class Suite:
         if last:
             header, rows = suite_stats.results_table(suite_stats.aggregate(
                 [{**r, 'values': r['last_values'], 'max_values': {}, 'columns': list(r['last_values'])} for r in last]))
-            text += ('\n## Last-epoch accuracy (same runs)\n\n' + suite_stats.markdown_table(header, rows) + '\n')
+            text += ('\n## Last epoch (same runs; the table above reports the best epoch)\n\n' + suite_stats.markdown_table(header, rows) + '\n')
         return text
 
     def write(self):
         """``results.md`` and ``results.json`` into the suite folder, atomically."""
         folder = os.path.join(self.cwd, self.folder)
         cells = suite_stats.aggregate(self.records)
-        payload = {'suite': self.name, 'seeds': self.seeds, 'std': 'population (ddof=0)',
+        payload = {'suite': self.name, 'seeds': self.seeds, 'std': 'sample (n - 1)',
                    'encoders': {e.label: e.ckpt for e in self.encoders}, 'command': sys.argv,
                    'protocols': self.protocols(), 'cells': cells, 'runs': self.records}
         with atomic_write(os.path.join(folder, 'results.json'), 'w') as f:

@@ -9,8 +9,9 @@ A suite run is a list of *run records* (plain dicts, as stored in ``results.json
 few-shot fold); ``max_values`` (optional) to the largest number behind it (e.g. the best of the
 voting repeats). ``aggregate`` turns the records into one cell per (encoder, column):
 mean ± std over every number (seeds, and folds within a seed), their max (labelled as such), n,
-and how many runs failed or were skipped, with the reasons. The std is the **population**
-standard deviation (ddof = 0, numpy's default), as ``tools/demo_difficulty.py`` reports it.
+and how many runs failed or were skipped, with the reasons. The std is the **sample** standard
+deviation (n - 1; 0 for a single number), as the voting repeats and the few-shot folds of the
+classification runner report it.
 ``render_markdown`` draws the cells in the layout of the papers' tables (columns in ``COLUMNS``
 order: ModelNet40, ScanObjectNN, few-shot, SVM, ShapeNetPart) with the protocol details beside it.
 """
@@ -44,13 +45,13 @@ def samples(value):
 
 
 def describe(values):
-    """Numbers -> {'mean', 'std' (population, ddof=0), 'max', 'min', 'n'}; None when empty."""
+    """Numbers -> {'mean', 'std' (sample, n - 1; 0 for one number), 'max', 'min', 'n'}; None when empty."""
     values = [float(v) for v in values]
     if not values:
         return None
     n = len(values)
     mean = math.fsum(values) / n
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / n)
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
     return {'mean': mean, 'std': std, 'max': max(values), 'min': min(values), 'n': n}
 
 
@@ -173,8 +174,8 @@ def render_markdown(title, records, protocols, notes=(), row_header='encoder', d
     header, rows = results_table(table, row_header, digits)
     parts = [f'# {title}']
     notes = list(notes) + [
-        'Cells: mean ± std over every run (seeds; few-shot: seeds × folds), std = population std '
-        '(ddof = 0); "max" is the largest single run (voting: the best repeat), labelled, never the mean.',
+        'Cells: mean ± std over every run (seeds; few-shot: seeds × folds), std = sample std (n - 1); '
+        '"max" is the largest single run (voting: the best repeat), labelled, never the mean.',
     ]
     parts.append('\n'.join(f'- {n}' for n in notes))
     parts.append(markdown_table(header, rows) if rows else '_no runs_')
