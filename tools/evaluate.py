@@ -308,7 +308,7 @@ class Suite:
         self.device, self.num_workers, self.reuse, self.dry_run, self.log = device, num_workers, reuse, dry_run, log
         self.title = title or f'Evaluation suite `{name}`'
         self.notes = list(notes)
-        self.records, self._random = [], {}
+        self.records, self._random, self._protocols = [], {}, None
         self.runs_root = os.path.join(folder, 'runs')
 
     # -- one run
@@ -424,6 +424,12 @@ class Suite:
 
     # -- outputs
     def protocols(self):
+        """The protocol details (read from the configs once per suite)."""
+        if self._protocols is None:
+            self._protocols = self._protocol_rows()
+        return self._protocols
+
+    def _protocol_rows(self):
         rows = []
         for run in self.spec['runs']:
             points, epochs = config_details(run.config, self.cwd)
