@@ -11,26 +11,18 @@ import torch
 
 from datasets.files import DatasetError
 from tools.config_check import validate_config
+from tools.context import RunContext
 from tools.engine import NonFiniteLossError
 from utils import dist
 from utils.checkpoint import CheckpointError
 from utils.config import ConfigError, load_config, save_config
 from utils.logger import get_logger
-from utils.misc import seed_everything
+from utils.misc import resolve_device, seed_everything
 from utils.parser import parse_args
 
-RUNNERS = {'pretrain': 'tools.runner_pretrain'}
+RUNNERS = {'pretrain': 'tools.runner_pretrain', 'svm': 'tools.runner_svm'}
 # Errors about the user's input or run: a one-line message (also in log.txt), no traceback.
 USER_ERRORS = (ConfigError, DatasetError, CheckpointError, NonFiniteLossError)
-
-
-def resolve_device(flag):
-    """'auto' -> cuda when available, else cpu; asking for cuda without one is an error."""
-    if flag == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('main.py: error: --device cuda but no CUDA device is available (use --device cpu or auto)')
-    if flag == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    return flag
 
 
 def check_experiment(args):
@@ -54,21 +46,25 @@ def main(argv=None):
         raise SystemExit(f'main.py: error: mode {args.mode} is not available in this release '
                          f'(available: {", ".join(RUNNERS)})')
     check_experiment(args)
-    device_type = resolve_device(args.device)
+    try:
+        device_type = resolve_device(args.device)
+    except ValueError as e:
+        raise SystemExit(f'main.py: error: {e}') from None
     if args.sync_bn and device_type != 'cuda':
         raise SystemExit('main.py: error: --sync_bn needs CUDA (torch has no SyncBatchNorm on CPU)')
     local_rank = dist.init_distributed(args.launcher, device_type)
-    args.device = torch.device(device_type, local_rank) if device_type == 'cuda' else torch.device('cpu')
-    seed_everything(args.seed + dist.get_rank(), args.deterministic)
-    if dist.is_main_process():
-        os.makedirs(args.experiment_path, exist_ok=True)
-        save_config(config, os.path.join(args.experiment_path, 'config.yaml'))
-    logger = get_logger('maskclu', os.path.join(args.experiment_path, 'log.txt') if dist.is_main_process() else None)
+    device = torch.device(device_type, local_rank) if device_type == 'cuda' else torch.device('cpu')
+    ctx = RunContext.from_args(args, device, local_rank)
+    seed_everything(ctx.seed + ctx.rank, ctx.deterministic)
+    if ctx.is_main:
+        os.makedirs(ctx.experiment_path, exist_ok=True)
+        save_config(config, ctx.path('config.yaml'))
+    logger = get_logger('maskclu', ctx.path('log.txt') if ctx.is_main else None)
     logger.info('command: %s', ' '.join(sys.argv))
     logger.info('experiment folder: %s | device: %s | world size: %d',
-                args.experiment_path, args.device, dist.get_world_size())
+                ctx.experiment_path, ctx.device, ctx.world_size)
     try:
-        importlib.import_module(RUNNERS[args.mode]).run(args, config, logger)
+        importlib.import_module(RUNNERS[ctx.mode]).run(ctx, config, logger)
         dist.barrier()  # ranks leave together: a rank tearing gloo down while rank 0 still saves aborts
     except USER_ERRORS as e:
         logger.error('%s: %s', type(e).__name__, e)

@@ -14,16 +14,21 @@ class PointCloudDataset(Dataset):
     """Base of the loaders: ``cfg`` is a checked, flattened split entry (a ConfigDict).
 
     ``SUBSETS`` are the split names of the format; ``ALIASES`` map a name to several
-    (ShapeNetPart's ``trainval``). Items are shuffled in point order when ``subset == 'train'``.
+    (ShapeNetPart's ``trainval``). ``KIND`` is the item layout (``datasets.batch.KINDS``), which
+    ``unpack_batch`` reads. Loaders that return every stored point shuffle their order when
+    ``shuffle_points`` (default: ``subset == 'train'``; evaluation loaders turn it off, see
+    ``datasets.build.build_dataloader``).
     """
     SUBSETS = ('train', 'test')
     ALIASES = {}
     CONFIG_KEYS = SPLIT_KEYS
+    KIND = None
 
     def __init__(self, cfg):
         self.cfg = cfg
         self.subset = cfg.get('subset')
         self.npoints = cfg.get('npoints')
+        self.shuffle_points = self.subset == 'train'
         accepted = self.SUBSETS + tuple(self.ALIASES)
         if self.subset not in accepted:
             raise ConfigError(f"{cfg.get('NAME')}: subset={self.subset!r}; accepted: {', '.join(accepted)}")

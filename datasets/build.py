@@ -41,18 +41,6 @@ def build_dataset(entry, where='dataset'):
     return DATASETS.get(cfg.NAME)(cfg)
 
 
-def unpack_batch(batch):
-    """A collated batch of any loader -> (points (B,N,C), labels (B,) or None).
-
-    ShapeNet: ``(taxonomy_ids, model_ids, points)``; classification sets:
-    ``(name, 'sample', (points, labels))``.
-    """
-    data = batch[2]
-    if isinstance(data, (list, tuple)):
-        return data[0], data[1].reshape(-1)
-    return data, None
-
-
 def per_rank_batch_size(total_bs, world_size):
     """``total_bs`` split evenly over ranks; an error if it does not divide."""
     if total_bs < world_size or total_bs % world_size:
@@ -66,14 +54,16 @@ class EpochLoader:
 
     Each ``iter()`` runs one epoch and then advances the epoch counter; ``set_epoch(e)``
     jumps to epoch ``e`` (resume). Attributes: ``dataset``, ``sampler``, ``loader``,
-    ``batch_size`` (per rank). ``len()`` is the number of batches per epoch on this rank.
+    ``batch_size`` (per rank), ``kind`` (the dataset's ``KIND``, for ``unpack_batch``).
+    ``len()`` is the number of batches per epoch on this rank.
     Workers seed numpy/python from their torch seed (``seed_worker``); with ``num_workers=0``
     items draw from the main process's RNGs (seeded by the runner, saved in checkpoints).
     """
 
     def __init__(self, dataset, *, train, batch_size, seed, num_workers, pin_memory=False):
         self.dataset, self.seed, self.epoch = dataset, seed, 0
-        self.batch_size = batch_size
+        self.batch_size, self.drop_last = batch_size, train
+        self.kind = getattr(dataset, 'KIND', None)
         self.rank = dist.get_rank()
         self.sampler = DistributedSampler(dataset, num_replicas=dist.get_world_size(), rank=self.rank,
                                           shuffle=train, seed=seed, drop_last=False)
@@ -95,15 +85,26 @@ class EpochLoader:
     def __len__(self):
         return len(self.loader)
 
+    def sample_indices(self):
+        """Dataset indices (M,) int64 of the items the next ``iter()`` yields on this rank, in order
+        (under DDP a DistributedSampler pads the ranks with repeated items: see
+        ``utils.dist.gather_by_index``)."""
+        self.sampler.set_epoch(self.epoch)
+        indices = torch.tensor(list(iter(self.sampler)), dtype=torch.int64)
+        return indices[:len(self) * self.batch_size] if self.drop_last else indices
+
 
 def build_dataloader(entry, *, train, total_bs, seed, num_workers, pin_memory=False, where='dataset'):
     """An ``EpochLoader`` over ``build_dataset(entry)``; ``total_bs`` is the global batch.
 
     Training shuffles (per epoch) and drops the last incomplete batch; evaluation keeps
-    order and every batch. Under DDP each rank gets ``len / world_size`` items (torch's
+    order and every batch, and each cloud's stored point order (``shuffle_points`` off: the
+    features of a train split extracted for a probe do not depend on the RNG). Under DDP each rank gets ``len / world_size`` items (torch's
     DistributedSampler pads the last rank's share with repeated items).
     """
     dataset = build_dataset(entry, where)
+    if not train:
+        dataset.shuffle_points = False
     batch_size = per_rank_batch_size(total_bs, dist.get_world_size())
     loader = EpochLoader(dataset, train=train, batch_size=batch_size, seed=seed,
                          num_workers=num_workers, pin_memory=pin_memory)

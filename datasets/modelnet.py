@@ -2,7 +2,7 @@
 
 Reads ``<DATA_PATH>/modelnet{NUM_CATEGORY}_{split}_{N_POINTS}pts_fps.dat`` (built from the raw
 layout when missing, see ``datasets.modelnet_cache``). Item: every stored point, xyz
-``pc_normalize``d, normals dropped unless ``USE_NORMALS``, point order shuffled for train:
+``pc_normalize``d, normals dropped unless ``USE_NORMALS``, point order shuffled for train (``shuffle_points``):
 ``('ModelNet', 'sample', (points float32 tensor (N_POINTS, 3 or 6), label int))``; labels collate to
 int64 like every loader's, whatever integer type the cache stores (``labels``: int64 (n,)).
 """
@@ -31,6 +31,7 @@ class ModelNet(PointCloudDataset):
     """ModelNet clouds of ``N_POINTS`` FPS points with labels in [0, NUM_CATEGORY)."""
     CONFIG_KEYS = {**SPLIT_KEYS, 'DATA_PATH': 'data/ModelNet/modelnet40_normal_resampled',
                    'N_POINTS': 8192, 'NUM_CATEGORY': 40, 'USE_NORMALS': False}
+    KIND = 'classification'
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -48,4 +49,4 @@ class ModelNet(PointCloudDataset):
         return len(self.points)
 
     def __getitem__(self, index):
-        return classification_item(self.points[index], self.labels[index], self.cfg.USE_NORMALS, self.train)
+        return classification_item(self.points[index], self.labels[index], self.cfg.USE_NORMALS, self.shuffle_points)

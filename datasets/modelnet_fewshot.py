@@ -48,6 +48,7 @@ class ModelNetFewShot(PointCloudDataset):
     """
     CONFIG_KEYS = {**SPLIT_KEYS, 'DATA_PATH': 'data/ModelNetFewshot', 'N_POINTS': 8192,
                    'NUM_CATEGORY': 40, 'USE_NORMALS': False, 'way': -1, 'shot': -1, 'fold': -1}
+    KIND = 'classification'
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -66,7 +67,7 @@ class ModelNetFewShot(PointCloudDataset):
 
     def __getitem__(self, index):
         points, label, _ = self.entries[index]
-        return classification_item(points, label, self.cfg.USE_NORMALS, self.train)
+        return classification_item(points, label, self.cfg.USE_NORMALS, self.shuffle_points)
 
 
 def sample_fold(train, test, way, shot, n_query, rng):

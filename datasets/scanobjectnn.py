@@ -3,9 +3,9 @@
 The folder (config key ``ROOT`` as in the released configs, or ``DATA_PATH``) holds
 ``training_objectdataset[_augmentedrot_scale75].h5`` and ``test_objectdataset[...].h5``
 with keys ``data`` (n, 2048, 3) and ``label`` (n,); a ``mask`` key is ignored.
-No normalisation; point order shuffled for train. ``N_POINTS``, which the released MaskClu
-dataset yamls set (to 8192, while the files hold 2048 points per cloud), is accepted and
-ignored: every stored point is returned, and ``npoints``, when set, is checked against them.
+No normalisation; point order shuffled for train (``shuffle_points``). ``N_POINTS``, which
+the released MaskClu dataset yamls set (to 8192, while the files hold 2048 points per cloud),
+is accepted and ignored: every stored point is returned, and ``npoints``, when set, is checked against them.
 Item: ``('ScanObjectNN', 'sample', (points float32 tensor (2048, 3), label int))``.
 """
 import os
@@ -49,6 +49,7 @@ def read_scan_file(path):
 class ScanObjectNN(PointCloudDataset):
     """OBJ_BG (``main_split``) or OBJ_ONLY (``main_split_nobg``), chosen by the folder."""
     CONFIG_KEYS = {**SPLIT_KEYS, 'ROOT': None, 'DATA_PATH': None, 'N_POINTS': None}  # N_POINTS: ignored
+    KIND = 'classification'
     FILES = {'train': 'training_objectdataset.h5', 'test': 'test_objectdataset.h5'}
 
     def __init__(self, cfg):
@@ -66,7 +67,7 @@ class ScanObjectNN(PointCloudDataset):
 
     def __getitem__(self, index):
         points = self.points[index]
-        if self.train:
+        if self.shuffle_points:
             points = points[np.random.permutation(len(points))]
         return 'ScanObjectNN', 'sample', (torch.from_numpy(np.ascontiguousarray(points)), int(self.labels[index]))
 

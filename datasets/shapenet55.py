@@ -39,6 +39,7 @@ class ShapeNet(PointCloudDataset):
     """
     CONFIG_KEYS = {**SPLIT_KEYS, 'DATA_PATH': 'data/ShapeNet55-34/ShapeNet-55',
                    'PC_PATH': 'data/ShapeNet55-34/shapenet_pc', 'N_POINTS': 8192}
+    KIND = 'shapes'
 
     def subsets(self):
         return ('test', 'train') if self.cfg.get('whole') else super().subsets()

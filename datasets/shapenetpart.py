@@ -62,6 +62,7 @@ class ShapeNetPart(PointCloudDataset):
     ALIASES = {'trainval': ('train', 'val')}
     CONFIG_KEYS = {**SPLIT_KEYS, 'npoints': 2048, 'LAYOUT': 'auto',
                    'DATA_PATH': 'data/shapenetcore_partanno_segmentation_benchmark_v0_normal'}
+    KIND = 'partseg'
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -127,7 +127,7 @@ def loss_worker(out_dir):
 def runner_worker(record_dir, argv):
     """One rank of ``main.py --launcher pytorch``, recording which ranks save checkpoints."""
     import main
-    import tools.runner_pretrain as runner
+    import tools.trainer as runner
     from utils import dist
     save = runner.save_checkpoint
 

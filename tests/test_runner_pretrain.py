@@ -17,7 +17,7 @@ from models import build_model
 from models.maskclu import MaskClu, active_term_weights
 from tools.config_check import validate_config
 from tools.engine import TrainStepper
-from tools.runner_pretrain import Pretrainer
+from tools.trainer import Trainer
 from utils.checkpoint import load_checkpoint, load_pretrained
 from utils.config import load_config
 
@@ -116,13 +116,13 @@ def test_same_folder_without_resume_is_refused_and_nothing_overwritten(pretraine
 
 def interrupt_after_saving(monkeypatch, epochs_done):
     """Make the run stop (KeyboardInterrupt) right after the checkpoint of ``epochs_done`` is saved."""
-    save = Pretrainer.save
+    save = Trainer.save
 
     def save_then_interrupt(self, done, metrics):
         save(self, done, metrics)
         if done == epochs_done:
             raise KeyboardInterrupt
-    monkeypatch.setattr(Pretrainer, 'save', save_then_interrupt)
+    monkeypatch.setattr(Trainer, 'save', save_then_interrupt)
 
 
 def assert_same_training_state(path_a, path_b):
@@ -182,12 +182,12 @@ def test_start_ckpts_initialises_the_model_and_logs_the_report(pretrained, tmp_p
     source = os.path.join(path, 'ckpt-last.pth')
     expected = load_checkpoint(source)['base_model']
     seen = {}
-    fit = Pretrainer.fit
+    fit = Trainer.fit
 
     def fit_recording_start(self):
         seen.update({k: v.clone() for k, v in self.model.state_dict().items()})
         fit(self)
-    monkeypatch.setattr(Pretrainer, 'fit', fit_recording_start)
+    monkeypatch.setattr(Trainer, 'fit', fit_recording_start)
 
     out = run(config, str(tmp_path / 'exps'), 'continued', '--start_ckpts', source, '--opts', 'max_epoch=1')
     assert seen.keys() == expected.keys()
@@ -269,12 +269,12 @@ def test_a_non_finite_streak_stops_the_run_and_keeps_the_last_checkpoint(tiny_co
     config = tiny_config(max_epoch=3, nonfinite_patience=2)
     exp = str(tmp_path / 'exps')
     saved = {}
-    save = Pretrainer.save
+    save = Trainer.save
 
     def save_and_snapshot(self, done, metrics):
         save(self, done, metrics)
-        saved.update(snapshot(self.args.experiment_path))
-    monkeypatch.setattr(Pretrainer, 'save', save_and_snapshot)
+        saved.update(snapshot(self.ctx.experiment_path))
+    monkeypatch.setattr(Trainer, 'save', save_and_snapshot)
 
     with pytest.raises(SystemExit, match=r'main.py: error: 2 optimizer steps in a row .* the last checkpoint is intact'):
         run(config, exp, 'streak')

@@ -28,7 +28,7 @@ TOP_LEVEL = {
     'log_freq': 20,
     'ckpt_save_freq': 50,
     'nonfinite_patience': 5,
-    'svm_probe': {'freq': 0, 'C': 0.01},
+    'svm_probe': {'freq': 0, 'C': 0.01, 'C_grid': None, 'cv_folds': None},
 }
 
 

@@ -29,17 +29,13 @@ import sys
 
 import numpy as np
 import torch
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from datasets import build_dataloader  # noqa: E402
 from models import build_model  # noqa: E402
-from tools.svm import extract_features, linear_svm_accuracy  # noqa: E402
+from tools.svm import C_GRID, extract_features, linear_svm_accuracy, tuned_svm_accuracy  # noqa: E402
 from utils.checkpoint import load_checkpoint, load_pretrained  # noqa: E402
 from utils.config import load_config, load_yaml  # noqa: E402
 from utils.io import atomic_write  # noqa: E402
@@ -47,7 +43,7 @@ from utils.io import atomic_write  # noqa: E402
 SCAN_CONFIGS = ['cfgs/demo/dataset_configs/ScanObjectNN_objectbg.yaml',
                 'cfgs/demo/dataset_configs/ScanObjectNN_objectonly.yaml',
                 'cfgs/demo/dataset_configs/ScanObjectNN_hardest.yaml']
-TUNED_C = (0.01, 0.1, 1.0, 10.0)
+TUNED_C = C_GRID
 BATCH = 32
 
 
@@ -98,11 +94,10 @@ def probe_sets(config, scan_paths):
 def load_clouds(entry, npoints, device):
     """The clouds of a dataset entry as the probe sees them: (n, npoints, 3) tensor, labels (n,).
 
-    A ``subset: train`` entry shuffles each cloud's point order (numpy's global RNG) before the
-    farthest point sampling from point 0, as in pre-training's probe: numpy is seeded first so
-    that the clouds, and every score, are reproducible.
+    An evaluation loader keeps each cloud's stored point order (also for a ``subset: train``
+    entry), and the farthest point sampling starts from point 0, as in pre-training's probe: the
+    clouds, and every score, are reproducible.
     """
-    np.random.seed(0)
     loader = build_dataloader(entry, train=False, total_bs=BATCH, seed=0, num_workers=0)
     flat, labels = extract_features(lambda p: p.reshape(len(p), -1), loader, device, npoints)
     return torch.from_numpy(flat).reshape(len(flat), npoints, 3), labels
@@ -116,14 +111,9 @@ def features(fn, clouds, device):
 
 # ---------------------------------------------------------------- probes
 def tuned_accuracy(train, test, seed):
-    """Standardised features, LinearSVC with C from 5-fold cross-validation on train (fewer folds
-    when a class has fewer than 5 shapes; C = 1 below 2) -> test accuracy %."""
-    svm = make_pipeline(StandardScaler(), LinearSVC(C=1.0, dual=False, random_state=seed, max_iter=5000))
-    folds = min(5, int(np.unique(train[1], return_counts=True)[1].min()))
-    if folds >= 2:
-        svm = GridSearchCV(svm, {'linearsvc__C': TUNED_C}, cv=StratifiedKFold(folds, shuffle=True, random_state=seed))
-    svm.fit(*train)
-    return float(100.0 * np.mean(svm.predict(test[0]) == test[1]))
+    """The tuned protocol (``tools.svm.tuned_svm_accuracy``: standardised features, C from
+    ``TUNED_C`` by 5-fold cross-validation on train) -> test accuracy %."""
+    return tuned_svm_accuracy(train, test, grid=TUNED_C, seed=seed)['acc']
 
 
 def encoder_accuracies(model, data, C, seed, device):

@@ -33,6 +33,11 @@ def amp_dtype(setting, device):
     raise ValueError(f"amp: expected auto, bf16 or false, got {setting!r}")
 
 
+def autocast(device, dtype):
+    """Autocast to ``dtype`` (from ``amp_dtype``) on ``device``'s type; a no-op when ``dtype`` is None."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def grad_norm(params, clip=None):
     """Total gradient 2-norm as a device tensor; with ``clip`` the gradients are also scaled to
     at most that norm. Without one nothing is rescaled (no extra pass over the gradients)."""
@@ -57,7 +62,7 @@ class TrainStepper:
         self.last_grad_norm = torch.zeros((), device=device)
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None)
+        return autocast(self.device, self.amp)
 
     def start_epoch(self):
         """Drop gradients of micro-batches that did not complete an update: accumulation never

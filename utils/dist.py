@@ -92,3 +92,49 @@ def all_gather_cat(tensor):
     dist.all_gather(parts, tensor.detach().contiguous())
     parts[get_rank()] = tensor
     return torch.cat(parts, dim=0)
+
+
+def gather_rows(state):
+    """All-gather a dict of tensors with the same row count M_r on this rank, (M_r, ...), over ranks
+    whose M_r may differ: each rank pads to the largest count, gathers, and drops the padding.
+    Returns {key: (sum of M_r, ...)} in rank order; the identity without DDP. Call it on every rank."""
+    if not is_dist():
+        return dict(state)
+    first = next(iter(state.values()))
+    count = torch.tensor([len(first)], device=first.device)
+    counts = all_gather_cat(count)
+    most = int(counts.max())
+    keep = torch.cat([torch.arange(most, device=counts.device) < c for c in counts])
+    out = {}
+    for key, value in state.items():
+        padded = torch.cat([value, value.new_zeros((most - len(value),) + value.shape[1:])])
+        out[key] = all_gather_cat(padded)[keep.to(value.device)]
+    return out
+
+
+def first_occurrences(index):
+    """index (M,) int64 -> positions (U,) of the first occurrence of every distinct value, in
+    increasing index order."""
+    order = torch.sort(index, stable=True).indices
+    sorted_index = index[order]
+    keep = torch.ones_like(sorted_index, dtype=torch.bool)
+    keep[1:] = sorted_index[1:] != sorted_index[:-1]
+    return order[keep]
+
+
+def gather_by_index(index, values):
+    """Per-sample results of every rank, each dataset item exactly once.
+
+    ``index`` (M_r,) int64: the dataset index of each row on this rank (``EpochLoader.sample_indices``);
+    ``values``: {name: (M_r, ...) tensor}. A DistributedSampler pads the ranks with repeated items,
+    so after the all-gather an index may appear twice: only its first row is kept. Returns
+    ``(index (U,), {name: (U, ...)})`` sorted by index, U the number of distinct items. Without DDP
+    the duplicates (if any) are dropped the same way. Call it on every rank.
+    """
+    if 'index' in values:
+        raise ValueError("gather_by_index: 'index' is reserved for the indices; rename that value")
+    device = next(iter(values.values())).device if values else index.device
+    gathered = gather_rows({'index': index.to(device=device, dtype=torch.int64), **values})
+    all_index = gathered.pop('index')
+    keep = first_occurrences(all_index)
+    return all_index[keep], {name: value[keep.to(value.device)] for name, value in gathered.items()}

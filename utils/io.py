@@ -1,5 +1,7 @@
 """Atomic file writes: every checkpoint, config, cache and list the project writes goes through here."""
 import contextlib
+import json
+import math
 import os
 import uuid
 
@@ -36,3 +38,19 @@ def _fsync_dir(folder):
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_json(path, data):
+    """Write ``data`` (dicts, lists, numbers, strings, None) as indented strict JSON, atomically;
+    non-finite floats become null."""
+    def finite(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+    with atomic_write(path, 'w') as f:
+        json.dump(finite(data), f, indent=2, allow_nan=False)
+        f.write('\n')

@@ -17,6 +17,7 @@ depend on datasets/. Shapes: B shapes, N points, P parts, K categories.
 import torch
 
 from utils import dist
+from utils.dist import first_occurrences, gather_rows
 
 STATE_KEYS = ('index', 'category', 'iou', 'correct', 'points')
 
@@ -55,16 +56,6 @@ def shape_ious(pred, parts, category, category_of_part):
     iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union)).view(B, P)
     mask = category_part_mask(category, category_of_part)
     return (iou * mask).sum(dim=1) / mask.sum(dim=1)
-
-
-def first_occurrences(index):
-    """index (M,) int64 -> positions (U,) of the first occurrence of every distinct value, in
-    increasing index order."""
-    order = torch.sort(index, stable=True).indices
-    sorted_index = index[order]
-    keep = torch.ones_like(sorted_index, dtype=torch.bool)
-    keep[1:] = sorted_index[1:] != sorted_index[:-1]
-    return order[keep]
 
 
 def summarize(state, num_categories, names=None):
@@ -148,19 +139,3 @@ class PartSegMeter:
 
     def compute(self):
         return summarize(self.state(), self.num_categories, self.names)
-
-
-def gather_rows(state):
-    """All-gather a dict of tensors with the same row count M_r on this rank, (M_r, ...), over ranks
-    whose M_r may differ: each rank pads to the largest count, gathers, and drops the padding.
-    Call it on every rank."""
-    first = next(iter(state.values()))
-    count = torch.tensor([len(first)], device=first.device)
-    counts = dist.all_gather_cat(count)
-    most = int(counts.max())
-    keep = torch.cat([torch.arange(most, device=counts.device) < c for c in counts])
-    out = {}
-    for key, value in state.items():
-        padded = torch.cat([value, value.new_zeros((most - len(value),) + value.shape[1:])])
-        out[key] = dist.all_gather_cat(padded)[keep.to(value.device)]
-    return out
