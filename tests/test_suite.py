@@ -338,6 +338,10 @@ def test_encoder_labels(tmp_path):
     encoders = evaluate.parse_encoders([str(run / 'ckpt-last.pth'), f'mine={run / "ckpt-last.pth"}', 'random',
                                         str(run / 'ckpt-last.pth')])
     assert [e.label for e in encoders] == ['maskclu', 'mine', 'random', 'maskclu-2']
+    odd = tmp_path / 'lr=0.1'
+    odd.mkdir()
+    (odd / 'ckpt.pth').touch()
+    assert evaluate.parse_encoders([str(odd / 'ckpt.pth')]) == [evaluate.Encoder('lr=0.1', str(odd / 'ckpt.pth'))]
     assert evaluate.slug('assign.weight=0, center.weight=1') == 'assign.weight_0_center.weight_1'
     with pytest.raises(SystemExit, match='no such file'):
         evaluate.parse_encoders([str(tmp_path / 'missing.pth')])

@@ -171,11 +171,13 @@ def slug(label):
 
 
 def parse_encoders(items):
-    """``['name=path', 'path', 'random']`` -> [Encoder]; a path's label is its experiment folder's
-    name (``exps/pretrain/cfgs/maskclu/ckpt-last.pth`` -> maskclu); labels made unique."""
+    """``['name=path', 'path', 'random']`` -> [Encoder] (an existing file is a path even with a '=');
+    a path's label is its experiment folder's name (``exps/pretrain/cfgs/maskclu/ckpt-last.pth`` ->
+    maskclu); labels are made unique."""
     encoders, labels = [], set()
     for item in items:
-        label, _, path = item.rpartition('=') if '=' in item else ('', '', item)
+        plain = item == RANDOM or os.path.isfile(item) or '=' not in item   # 'lr=0.1/ckpt.pth' is a path
+        label, path = ('', item) if plain else item.split('=', 1)
         if not label:
             label = RANDOM if path == RANDOM else (os.path.basename(os.path.dirname(os.path.abspath(path)))
                                                    or os.path.splitext(os.path.basename(path))[0])
