@@ -174,7 +174,9 @@ class FakeRunner:
             elif '--way' in argv:
                 results = {'best_epoch': {'metrics': {'acc': 70.0 + bonus + int(flag(argv, '--fold'))}}} \
                     if flag(argv, '--fold') != '-1' \
-                    else {'folds': {str(f): 70.0 + bonus + f for f in range(10)}}
+                    else {'mode': 'fewshot', 'folds': [{'fold': f, 'acc': 70.0 + bonus + f, 'last_acc': 69.0 + bonus + f}
+                                                       if f != 9 or seed == 0 else {'fold': 9, 'error': 'OOM'}
+                                                       for f in range(10)]}
             elif '--finetune_model' in argv:
                 results = {'best_epoch': {'epoch': 3, 'metrics': {'acc': 50.0 + bonus + seed}},
                            'last_epoch': {'epoch': 4, 'metrics': {'acc': 49.0 + bonus + seed}}}
@@ -266,8 +268,10 @@ def test_suite_runs_reads_results_and_reports_skips_and_failures(project):
     assert cells['maskclu']['ModelNet40']['stats']['std'] == pytest.approx(math.sqrt(0.5))
     assert cells['maskclu']['ModelNet40 +vote']['max'] == 63.0
     assert cells['maskclu']['5w10s']['stats']['n'] == 4           # two folds × two seeds, pooled
-    assert cells['maskclu']['10w20s']['stats']['n'] == 20         # --fold -1: ten folds × two seeds
-    assert cells['maskclu']['10w20s']['stats']['mean'] == pytest.approx(84.5)
+    assert cells['maskclu']['10w20s']['stats']['n'] == 19         # --fold -1: ten folds × two seeds, one failed
+    assert cells['maskclu']['10w20s']['stats']['mean'] == pytest.approx((2 * 845 - 89) / 19)
+    assert by[('maskclu', 'fewshot_10w20s', 1)]['status'] == 'ok'
+    assert '1 of 10 folds failed' in by[('maskclu', 'fewshot_10w20s', 1)]['reason']
     assert cells['random init']['SVM ModelNet40']['stats']['mean'] == pytest.approx(60.5)
 
     saved = json.load(open(os.path.join(project, 'exps/evaluate/t/results.json')))
@@ -276,7 +280,9 @@ def test_suite_runs_reads_results_and_reports_skips_and_failures(project):
     assert '| maskclu | 60.50 ± 0.71 (max 61.00) |' in md
     assert 'skipped scan_objbg_full: dataset missing' in md
     assert 'FAILED random init / broken / seed 1' in md
-    assert '## Last epoch' in md and '| maskclu | 59.50 ± 0.71 (max 60.00) | 70.50 ± 0.71 (max 71.00) |' in md
+    assert 'partly failed maskclu / fewshot_10w20s / seed 1: 10w20s: 1 of 10 folds failed' in md
+    last = md.split('## Last epoch')[1]
+    assert '| maskclu | 59.50 ± 0.71 (max 60.00) |' in last and last.count('70.50 ± 0.71 (max 71.00)') == 2
     assert '| modelnet_full | ModelNet40 | cfgs/t/finetune_modelnet.yaml | 1024 |' in md
     assert not [f for f in os.listdir(os.path.join(project, 'exps/evaluate/t')) if f.endswith('.tmp')]
 

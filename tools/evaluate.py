@@ -41,13 +41,15 @@ from utils.parser import experiment_dir  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RANDOM = 'random'
 
-# results.json key paths read for each kind of value, first found wins (dotted = nested). Training
-# runs write tools/trainer.py's {best_epoch: {epoch, metrics}, last_epoch: {...}}; evaluations
-# (--test, --svm) {mode, checkpoint, metrics}.
+# results.json key paths read for each kind of value, first found wins (dotted = nested; 'rows[].key'
+# = that key of every row of a list). Training runs write tools/trainer.py's {best_epoch: {epoch,
+# metrics}, last_epoch: {...}}; evaluations (--test, --svm) {mode, checkpoint, metrics}; few-shot
+# --fold -1 {folds: [{fold, acc, last_acc} or {fold, error}], acc_mean, acc_std, ...}.
 RESULT_KEYS = {
     'acc_best': ('best_epoch.metrics.acc', 'best_epoch.metrics.val_acc'),   # fine-tune / few-shot fold
     'acc_last': ('last_epoch.metrics.acc', 'last_epoch.metrics.val_acc'),
-    'folds': ('folds', 'metrics.folds', 'fold_acc'),                         # --fold -1: fold -> best acc
+    'folds': ('folds[].acc',),                      # --fold -1: the fold rows' best accuracy (None: failed)
+    'folds_last': ('folds[].last_acc',),
     'vote_mean': ('metrics.vote_acc_mean',),                                 # --test: mean of R repeats
     'vote_max': ('metrics.vote_acc_max',),                                   # ... the best repeat (max)
     'svm_acc': ('metrics.svm_acc', 'svm_acc'),                               # --svm (C tuned on train)
@@ -104,12 +106,12 @@ def fewshot_runs(config, settings=((5, 10), (5, 20), (10, 10), (10, 20)), folds=
     runs = []
     for way, shot in settings:
         for fold in folds:
-            kind = 'folds' if fold == -1 else 'acc_best'
+            best, last = ('folds', 'folds_last') if fold == -1 else ('acc_best', 'acc_last')
             suffix = '' if fold == -1 else f'_f{fold}'
             runs.append(Run(f'fewshot_{way}w{shot}s{suffix}', config,
                             FINETUNE + ('--way', str(way), '--shot', str(shot), '--fold', str(fold)),
-                            {f'{way}w{shot}s': kind}, votes='none', selection='best epoch of each fold',
-                            statistic='folds × seeds'))
+                            {f'{way}w{shot}s': best}, last_columns={f'{way}w{shot}s': last}, votes='none',
+                            selection='best epoch of each fold (its test split)', statistic='folds × seeds'))
     return runs
 
 
@@ -257,7 +259,12 @@ def lookup(results, kind):
     for path in RESULT_KEYS[kind]:
         node = results
         for part in path.split('.'):
-            node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, list):
+                node = [row.get(part) if isinstance(row, dict) else None for row in node]
+            else:
+                node = node.get(part.removesuffix('[]')) if isinstance(node, dict) else None
+                if part.endswith('[]') and not isinstance(node, list):
+                    node = None
         if node is not None:
             return node
     return None
@@ -413,6 +420,10 @@ class Suite:
                     if status == 'ok' and missing:
                         status, reason = 'failed', f"{folder}/results.json has no {'; '.join(missing)}"
                         states[run.name] = status
+                    partial = [f'{c}: {v.count(None)} of {len(v)} folds failed (log: {folder})'
+                               for c, v in values.items() if isinstance(v, list) and None in v]
+                    if status == 'ok' and partial:
+                        reason = '; '.join(partial)
                     rec = self.record(encoder, run, seed, status, reason, values=values, max_values=max_values,
                                       last_values=last_values, folder=folder, command=argv, seconds=seconds)
                     shown = ', '.join(f'{k} {v:.2f}' if isinstance(v, (int, float)) else f'{k} {v}'

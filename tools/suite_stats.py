@@ -152,8 +152,8 @@ def protocol_table(protocols):
 
 
 def problems(records):
-    """Lines for the runs that were skipped or failed: 'encoder / protocol / seed S: reason',
-    skipped protocols said once per (protocol, reason)."""
+    """Lines for the runs that were skipped, failed, or finished with a reason (some few-shot folds
+    failed): 'encoder / protocol / seed S: reason', skipped protocols said once per (protocol, reason)."""
     lines, seen = [], set()
     for r in records:
         if r['status'] == 'skipped':
@@ -164,6 +164,8 @@ def problems(records):
         elif r['status'] == 'failed':
             lines.append(f"FAILED {r['encoder']} / {r['protocol']} / seed {r['seed']}: "
                          f"{r.get('reason') or 'no reason given'}")
+        elif r.get('reason'):   # a run that finished with a partial failure (e.g. a few-shot fold)
+            lines.append(f"partly failed {r['encoder']} / {r['protocol']} / seed {r['seed']}: {r['reason']}")
     return lines
 
 
