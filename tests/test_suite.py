@@ -186,7 +186,8 @@ class FakeRunner:
                         f.write('main.py: error: NonFiniteLossError: 5 steps in a row\n')
                     return 1
                 os.makedirs(folder, exist_ok=True)
-                open(os.path.join(folder, 'ckpt-last.pth'), 'w').close()
+                for name in ('ckpt-last.pth', 'ckpt-epoch-003.pth'):
+                    open(os.path.join(folder, name), 'w').close()
                 with open(os.path.join(folder, 'metrics.jsonl'), 'w') as f:
                     for epoch in (1, 2, 3):
                         f.write(json.dumps({'tag': 'epoch', 'step': epoch, 'epoch': epoch, 'loss': 5.0 / epoch,
@@ -221,7 +222,7 @@ def project(tmp_path, monkeypatch):
     write_yaml(root, 'cfgs/t/fewshot.yaml', {'npoints': 1024, 'max_epoch': 10, 'dataset': {'train': mn}})
     write_yaml(root, 'cfgs/t/partseg.yaml', {'npoint': 1024, 'epoch': 3,
                                              'dataset': {'NAME': 'ShapeNetPart', 'DATA_PATH': 'data/modelnet'}})
-    write_yaml(root, 'cfgs/t/pretrain.yaml', {'dataset': {'train': mn}})
+    write_yaml(root, 'cfgs/t/pretrain.yaml', {'max_epoch': 3, 'dataset': {'train': mn}, 'model': {'w': 0, 'losses': {'assign': {'weight': 1}}}})
     suite = {'about': 'test', 'random_config': 'cfgs/t/pretrain.yaml',
              'runs': evaluate.modelnet_runs('cfgs/t') + evaluate.scan_runs('cfgs/t', evaluate.SCAN[:1])
              + evaluate.fewshot_runs('cfgs/t/fewshot.yaml', ((5, 10),), folds=(0, 1))
@@ -387,10 +388,10 @@ def test_sweep_pretrains_each_point_and_tabulates_them(project):
 
 def test_sweep_pretrain_once_reuses_seed_0(project):
     runner = FakeRunner(project)
-    sweep.run_sweep('cfgs/t/pretrain.yaml', ['model.w=1'], [0, 1, 2], 'test', 'exps/sweep/once', runner=runner,
+    sweep.run_sweep('cfgs/t/pretrain.yaml', ['model.w=1,2'], [0, 1, 2], 'test', 'exps/sweep/once', runner=runner,
                     cwd=project, pretrain_once=True, log=lambda *_: None)
     assert [flag(c, '--exp_name') for c in runner.calls if flag(c, '--config') == 'cfgs/t/pretrain.yaml'
-            and c[1] == 'main.py'] == ['p0-s0']
+            and c[1] == 'main.py'] == ['p0-s0', 'p1-s0']
 
 
 def test_demo_writes_report_with_results_and_plots(project, monkeypatch):
@@ -398,7 +399,7 @@ def test_demo_writes_report_with_results_and_plots(project, monkeypatch):
     monkeypatch.setitem(evaluate.SUITES, 'quick', evaluate.SUITES['test'])
     monkeypatch.setattr(demo, 'PRETRAIN', (('maskclu', 'cfgs/t/pretrain.yaml'),
                                            ('pointmae', 'cfgs/t/pretrain_pm.yaml')))
-    write_yaml(project, 'cfgs/t/pretrain_pm.yaml', {'dataset': {}})
+    write_yaml(project, 'cfgs/t/pretrain_pm.yaml', {'max_epoch': 3, 'dataset': {}})
     write_yaml(project, 'cfgs/demo/dataset_configs/ModelNet40.yaml', {'NAME': 'ModelNet', 'DATA_PATH': 'data/nope'})
     os.makedirs(os.path.join(project, 'data/demo/ShapeNet55-34/ShapeNet-55'))
     with open(os.path.join(project, demo.DEMO_CLOUD_LIST), 'w') as f:
@@ -419,3 +420,31 @@ def test_demo_writes_report_with_results_and_plots(project, monkeypatch):
     again = FakeRunner(project)
     demo.run_demo('exps', 'd', runner=again, cwd=project, python='py', log=lambda *_: None)
     assert not [c for c in again.calls if c[1] in ('main.py', 'trainpartseg.py') and 'broken' not in c[3]]
+
+
+def test_interrupted_runs_continue_with_resume(project):
+    """--reuse: a training run whose results.json stops short of max_epoch, or that left a
+    ckpt-last.pth, reruns with --resume; a pre-training without its last epoch's checkpoint too."""
+    folder = experiment_dir(SimpleNamespace(config='cfgs/t/finetune_modelnet.yaml', exp='exps/evaluate/t6/runs',
+                                            exp_name='m-modelnet_full-s0'))
+    os.makedirs(os.path.join(project, folder))
+    open(os.path.join(project, folder, 'ckpt-last.pth'), 'w').close()
+    with open(os.path.join(project, folder, 'results.json'), 'w') as f:
+        json.dump({'best_epoch': {'epoch': 2, 'metrics': {'acc': 1.0}}, 'last_epoch': {'epoch': 2, 'metrics': {}}}, f)
+    runner = FakeRunner(project)
+    by = {r['protocol']: r for r in evaluate.Suite('test', [evaluate.Encoder('m', 'pre.pth')], [0], 'exps/evaluate/t6',
+                                                   runner=runner, cwd=project, reuse=True,
+                                                   log=lambda *_: None).run_all()}
+    assert by['modelnet_full']['command'][-1] == '--resume' and by['modelnet_full']['values'] == {'ModelNet40': 60.0}
+    assert '--resume' not in by['svm']['command']
+
+    pre = experiment_dir(SimpleNamespace(config='cfgs/t/pretrain.yaml', exp='exps/p', exp_name='x'))
+    os.makedirs(os.path.join(project, pre))
+    open(os.path.join(project, pre, 'ckpt-last.pth'), 'w').close()        # stopped after epoch 1 of 3
+    runner = FakeRunner(project)
+    sweep.pretrain('cfgs/t/pretrain.yaml', 'exps/p', 'x', 0, ['model.w=2'], runner, os.path.join(project, 'l.log'),
+                   project, log=lambda *_: None, python='py')
+    assert runner.calls[0][-3:] == ['--resume', '--opts', 'model.w=2']
+    runner = FakeRunner(project)                                             # now finished: reused
+    assert sweep.pretrain('cfgs/t/pretrain.yaml', 'exps/p', 'x', 0, ['model.w=2'], runner, 'l.log', project,
+                          log=lambda *_: None) == os.path.join(pre, 'ckpt-last.pth') and runner.calls == []

@@ -270,6 +270,29 @@ def lookup(results, kind):
     return None
 
 
+def read_results(path):
+    """The parsed results.json at ``path``, or None when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def finished(results, epochs):
+    """Whether a run's results.json is final: the trainer rewrites it every epoch, so a training
+    run counts once its ``last_epoch.epoch`` reached ``epochs`` (the config's); others always."""
+    last = results.get('last_epoch') if isinstance(results, dict) else None
+    if isinstance(last, dict) and isinstance(last.get('epoch'), int) and isinstance(epochs, int):
+        return last['epoch'] >= epochs
+    return True
+
+
+def has_checkpoint(folder):
+    """Whether a run folder (or a fold folder in it) holds a ckpt-last.pth to --resume from."""
+    return any('ckpt-last.pth' in files for _, _, files in os.walk(folder))
+
+
 def subprocess_runner(argv, log_path, cwd=ROOT):
     """Run ``argv`` in the project root, stdout and stderr into ``log_path``; return the exit status."""
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
@@ -321,25 +344,31 @@ class Suite:
         self.runs_root = os.path.join(folder, 'runs')
 
     # -- one run
-    def execute(self, argv, log_path, folder):
-        """Run (or, with --dry_run, print) ``argv``; returns (status, reason, results dict)."""
+    def execute(self, argv, log_path, folder, epochs=None, resumable=True):
+        """Run (or, with --dry_run, print) ``argv``; returns (status, reason, results dict, argv run).
+        With ``reuse``, a finished run's results.json is taken as it is and an unfinished one
+        (checkpoints left, results.json short of ``epochs``) continues with ``--resume``."""
+        results_path = os.path.join(self.cwd, folder, 'results.json')
+        if self.reuse and not self.dry_run:
+            done = read_results(results_path)
+            if done is not None and finished(done, epochs):
+                self.log(f'    reusing {folder}/results.json')
+                return 'ok', '', done, argv
+            if resumable and has_checkpoint(os.path.join(self.cwd, folder)):
+                argv = argv + ['--resume']
         self.log('  $ ' + shlex.join(argv))
         if self.dry_run:
-            return 'dry_run', '', {}
-        results_path = os.path.join(self.cwd, folder, 'results.json')
-        if self.reuse and os.path.isfile(results_path):
-            self.log(f'    reusing {folder}/results.json')
-        else:
-            rc = self.runner(argv, log_path)
-            if rc != 0:
-                return 'failed', f'exit status {rc}: {last_line(log_path)} (log: {log_path})', {}
+            return 'dry_run', '', {}, argv
+        rc = self.runner(argv, log_path)
+        if rc != 0:
+            return 'failed', f'exit status {rc}: {last_line(log_path)} (log: {log_path})', {}, argv
         try:
             with open(results_path) as f:
-                return 'ok', '', json.load(f)
+                return 'ok', '', json.load(f), argv
         except FileNotFoundError:
-            return 'failed', f'the run wrote no {folder}/results.json (log: {log_path})', {}
+            return 'failed', f'the run wrote no {folder}/results.json (log: {log_path})', {}, argv
         except (OSError, json.JSONDecodeError) as e:
-            return 'failed', f'{folder}/results.json unreadable: {e}', {}
+            return 'failed', f'{folder}/results.json unreadable: {e}', {}, argv
 
     def random_checkpoint(self, seed):
         """(path, error or None) of the random-init checkpoint of ``seed``, written once per suite
@@ -410,8 +439,10 @@ class Suite:
                     argv = build_command(run, ckpt, seed, self.runs_root, name, folders.get(run.needs),
                                          self.python, self.device, self.num_workers)
                     start = time.time()
-                    status, reason, results = self.execute(
-                        argv, os.path.join(self.cwd, self.folder, 'logs', f'{name}.log'), folder)
+                    epochs = next(p['epochs'] for p in self.protocols() if p['name'] == run.name)
+                    status, reason, results, argv = self.execute(
+                        argv, os.path.join(self.cwd, self.folder, 'logs', f'{name}.log'), folder, epochs,
+                        resumable=run.tool == 'main' and '--test' not in run.args and '--svm' not in run.args)
                     states[run.name] = status
                     if status == 'dry_run':
                         continue

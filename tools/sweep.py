@@ -27,6 +27,7 @@ import yaml  # noqa: E402
 
 from tools.evaluate import (ROOT, SUITES, Encoder, Suite, Unavailable, last_line, skip_reason,  # noqa: E402
                             subprocess_runner)
+from utils.config import ConfigError, load_config  # noqa: E402
 from utils.parser import experiment_dir  # noqa: E402
 
 
@@ -95,14 +96,21 @@ def pretrain_command(config, exp, exp_name, seed, opts, python=sys.executable, d
 
 
 def pretrain(config, exp, exp_name, seed, opts, runner, log_path, cwd=ROOT, dry_run=False, log=print, **kw):
-    """Pre-train (or reuse a finished run: its ckpt-last.pth exists) and return its ckpt-last.pth
-    path, or Unavailable(reason). With ``dry_run`` the command is printed only."""
+    """Pre-train and return the run's ckpt-last.pth path, or Unavailable(reason). A finished run
+    (its ``ckpt-epoch-<max_epoch>.pth`` exists) is reused; an interrupted one (only ckpt-last.pth)
+    continues with ``--resume``. With ``dry_run`` the command is printed only."""
     folder = experiment_dir(SimpleNamespace(config=config, exp=exp, exp_name=exp_name))
     ckpt = os.path.join(folder, 'ckpt-last.pth')
     argv = pretrain_command(config, exp, exp_name, seed, opts, **kw)
-    if os.path.isfile(os.path.join(cwd, ckpt)):
-        log(f'  reusing {ckpt}')
+    try:
+        epochs = load_config(os.path.join(cwd, config), opts).max_epoch
+    except (ConfigError, AttributeError, KeyError) as e:
+        return Unavailable(f'pre-training config {config}: {e}')
+    if os.path.isfile(os.path.join(cwd, folder, f'ckpt-epoch-{epochs:03d}.pth')):
+        log(f'  reusing {ckpt} (pre-trained before: {epochs} epochs)')
         return ckpt
+    if os.path.isfile(os.path.join(cwd, ckpt)):
+        argv.insert(argv.index('--opts') if '--opts' in argv else len(argv), '--resume')
     log('  $ ' + shlex.join(argv))
     if dry_run:
         return ckpt
