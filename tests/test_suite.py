@@ -327,6 +327,14 @@ def test_dry_run_prints_commands_and_runs_nothing(project, capsys):
     assert 'skipping the protocols of cfgs/t/finetune_scan_objbg.yaml: dataset missing' in out
 
 
+def test_commands_under_torchrun():
+    run = evaluate.svm_run('cfgs/x.yaml')
+    argv = evaluate.build_command(run, 'a.pth', 2, 'r', 'n', python='py', nproc=4)
+    assert argv[:5] == ['py', '-m', 'torch.distributed.run', '--nproc_per_node=4', 'main.py']
+    assert argv[argv.index('--launcher') + 1] == 'pytorch' and argv[-3:] == ['--svm', '--ckpts', 'a.pth']
+    assert '--launcher' not in evaluate.build_command(run, 'a.pth', 2, 'r', 'n', python='py')
+
+
 def test_reuse_takes_finished_runs(project):
     kwargs = dict(cwd=project, log=lambda *_: None)
     evaluate.Suite('test', [evaluate.Encoder('m', 'pre.pth')], [0], 'exps/evaluate/t5', runner=FakeRunner(project),

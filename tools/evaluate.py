@@ -237,15 +237,17 @@ def run_folder(run, runs_root, name):
 
 
 def build_command(run, ckpt, seed, runs_root, name, needs_folder=None, python=sys.executable,
-                  device='auto', num_workers=2):
-    """The argv of one run."""
+                  device='auto', num_workers=2, nproc=1):
+    """The argv of one run; ``nproc`` > 1 starts it under torchrun (``--launcher pytorch``)."""
     fill = {'ckpt': ckpt, 'needs': needs_folder}
     args = [a.format(**fill) for a in run.args]
+    start = [python] if nproc == 1 else [python, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}']
+    common = ['--seed', str(seed), '--device', device, '--num_workers', str(num_workers)]
+    if nproc > 1:
+        common += ['--launcher', 'pytorch']
     if run.tool == 'partseg':
-        return [python, 'trainpartseg.py', '--config', run.config, '--log_dir', name, '--seed', str(seed),
-                '--device', device, '--num_workers', str(num_workers)] + args
-    return [python, 'main.py', '--config', run.config, '--exp', runs_root, '--exp_name', name,
-            '--seed', str(seed), '--device', device, '--num_workers', str(num_workers)] + args
+        return start + ['trainpartseg.py', '--config', run.config, '--log_dir', name] + common + args
+    return start + ['main.py', '--config', run.config, '--exp', runs_root, '--exp_name', name] + common + args
 
 
 def random_init_command(config, seed, out, python=sys.executable):
@@ -331,13 +333,14 @@ class Suite:
     is injectable (tests pass a fake that writes results.json), ``cwd`` is where the commands run."""
 
     def __init__(self, name, encoders, seeds, folder, runner=subprocess_runner, cwd=ROOT, python=sys.executable,
-                 device='auto', num_workers=2, reuse=False, dry_run=False, log=print, title=None, notes=()):
+                 device='auto', num_workers=2, reuse=False, dry_run=False, log=print, title=None, notes=(), nproc=1):
         if name not in SUITES:
             raise SystemExit(f"evaluate.py: error: --suite {name}: choose one of {', '.join(SUITES)}")
         self.name, self.spec = name, SUITES[name]
         self.encoders, self.seeds, self.folder = encoders, list(seeds), folder
         self.runner, self.cwd, self.python = runner, cwd, python
         self.device, self.num_workers, self.reuse, self.dry_run, self.log = device, num_workers, reuse, dry_run, log
+        self.nproc = nproc
         self.title = title or f'Evaluation suite `{name}`'
         self.notes = list(notes)
         self.records, self._random, self._protocols = [], {}, None
@@ -437,7 +440,7 @@ class Suite:
                         continue
                     self.log(head)
                     argv = build_command(run, ckpt, seed, self.runs_root, name, folders.get(run.needs),
-                                         self.python, self.device, self.num_workers)
+                                         self.python, self.device, self.num_workers, self.nproc)
                     start = time.time()
                     epochs = next(p['epochs'] for p in self.protocols() if p['name'] == run.name)
                     status, reason, results, argv = self.execute(
@@ -525,13 +528,14 @@ def parse_args(argv=None):
     p.add_argument('--exp', default='exps', help='root of the experiment folders')
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
     p.add_argument('--num_workers', type=int, default=2)
+    p.add_argument('--nproc', type=int, default=1, help='processes per run: > 1 starts each run under torchrun')
     p.add_argument('--reuse', action='store_true', help="take a run's existing results.json instead of rerunning it")
     p.add_argument('--dry_run', action='store_true', help='print the commands, run nothing')
     args = p.parse_args(argv)
     if args.seeds is None:
         args.seeds = 1 if args.suite == 'quick' else 3
-    if args.seeds < 1:
-        p.error('--seeds must be >= 1')
+    if args.seeds < 1 or args.nproc < 1:
+        p.error('--seeds and --nproc must be >= 1')
     return args
 
 
@@ -539,7 +543,8 @@ def main(argv=None, runner=subprocess_runner):
     args = parse_args(argv)
     folder = os.path.join(args.exp, 'evaluate', args.exp_name or args.suite)
     suite = Suite(args.suite, parse_encoders(args.ckpts), range(args.seeds), folder, runner=runner,
-                  device=args.device, num_workers=args.num_workers, reuse=args.reuse, dry_run=args.dry_run)
+                  device=args.device, num_workers=args.num_workers, reuse=args.reuse, dry_run=args.dry_run,
+                  nproc=args.nproc)
     suite.run_all()
     if args.dry_run:
         return suite

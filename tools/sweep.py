@@ -89,9 +89,12 @@ def point_label(point):
     return ', '.join(f'{n}={t}' for n, (_, t, _) in zip(names, point))
 
 
-def pretrain_command(config, exp, exp_name, seed, opts, python=sys.executable, device='auto', num_workers=2):
-    argv = [python, 'main.py', '--config', config, '--exp', exp, '--exp_name', exp_name, '--seed', str(seed),
-            '--device', device, '--num_workers', str(num_workers)]
+def pretrain_command(config, exp, exp_name, seed, opts, python=sys.executable, device='auto', num_workers=2,
+                     nproc=1):
+    """main.py pre-training argv (under torchrun when ``nproc`` > 1)."""
+    argv = [python] if nproc == 1 else [python, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}']
+    argv += ['main.py', '--config', config, '--exp', exp, '--exp_name', exp_name, '--seed', str(seed),
+             '--device', device, '--num_workers', str(num_workers)] + (['--launcher', 'pytorch'] if nproc > 1 else [])
     return argv + (['--opts'] + list(opts) if opts else [])
 
 
@@ -167,10 +170,11 @@ def parse_args(argv=None):
     p.add_argument('--exp', default='exps')
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
     p.add_argument('--num_workers', type=int, default=2)
+    p.add_argument('--nproc', type=int, default=1, help='processes per run: > 1 starts each run under torchrun')
     p.add_argument('--dry_run', action='store_true', help='print the commands, run nothing')
     args = p.parse_args(argv)
-    if args.seeds < 1:
-        p.error('--seeds must be >= 1')
+    if args.seeds < 1 or args.nproc < 1:
+        p.error('--seeds and --nproc must be >= 1')
     try:
         parse_grid(args.grid)
     except ValueError as e:
@@ -183,7 +187,7 @@ def main(argv=None, runner=subprocess_runner):
     folder = os.path.join(args.exp, 'sweep', args.exp_name)
     suite = run_sweep(args.config, args.grid, list(range(args.seeds)), args.suite, folder, runner=runner,
                       pretrain_once=args.pretrain_once, dry_run=args.dry_run, device=args.device,
-                      num_workers=args.num_workers)
+                      num_workers=args.num_workers, nproc=args.nproc)
     if not args.dry_run:
         print('\n' + suite.markdown())
         print(f'wrote {os.path.join(folder, "results.md")} and results.json')
