@@ -30,6 +30,7 @@ from tools.sweep import pretrain  # noqa: E402
 
 DATA_CONFIGS = 'cfgs/demo/dataset_configs'
 PRETRAIN = (('maskclu', 'cfgs/demo/quick/pretrain.yaml'), ('pointmae', 'cfgs/demo/quick/pretrain_pointmae.yaml'))
+PRETRAIN_VAL_FREQ = 100   # validation loss of the pre-trainings: at the last epoch only (saves CPU time)
 DEMO_CLOUD_LIST = 'data/demo/ShapeNet55-34/ShapeNet-55/test.txt'
 DEMO_CLOUDS = 'data/demo/ShapeNet55-34/shapenet_pc'
 # (figure file, caption, encoder, tools/visualize.py arguments); {cloud} is a demo ShapeNet test cloud.
@@ -118,7 +119,8 @@ def run_demo(exp='exps', exp_name='demo', runner=subprocess_runner, cwd=ROOT, py
         log(f'== pre-training {name} ({config})')
         ckpts[name] = pretrain(config, os.path.join(folder, 'pretrain'), name, 0, [], runner,
                                os.path.join(cwd, folder, 'logs', f'pretrain-{name}.log'), cwd, dry_run, log,
-                               python=python, device=device, num_workers=num_workers)
+                               python=python, device=device, num_workers=num_workers,
+                               extra=('--val_freq', str(PRETRAIN_VAL_FREQ)))
     log('== quick evaluation suite: pre-trained encoders and a random-init encoder')
     encoders = [Encoder(name, {0: ckpt}) for name, ckpt in ckpts.items()] + [Encoder('random init', RANDOM)]
     suite = Suite('quick', encoders, [0], folder, runner=runner, cwd=cwd, python=python, device=device,

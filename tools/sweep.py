@@ -90,11 +90,12 @@ def point_label(point):
 
 
 def pretrain_command(config, exp, exp_name, seed, opts, python=sys.executable, device='auto', num_workers=2,
-                     nproc=1):
-    """main.py pre-training argv (under torchrun when ``nproc`` > 1)."""
+                     nproc=1, extra=()):
+    """main.py pre-training argv (under torchrun when ``nproc`` > 1; ``extra``: more main.py flags)."""
     argv = [python] if nproc == 1 else [python, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}']
     argv += ['main.py', '--config', config, '--exp', exp, '--exp_name', exp_name, '--seed', str(seed),
              '--device', device, '--num_workers', str(num_workers)] + (['--launcher', 'pytorch'] if nproc > 1 else [])
+    argv += list(extra)
     return argv + (['--opts'] + list(opts) if opts else [])
 
 
