@@ -406,68 +406,63 @@ class Suite:
         for config, reason in skips.items():
             if reason:
                 self.log(f'skipping the protocols of {config}: {reason}')
-        total = len(self.encoders) * len(self.seeds) * len(self.spec['runs'])
-        done = 0
+        total, done = len(self.encoders) * len(self.seeds) * len(self.spec['runs']), 0
         for encoder in self.encoders:
             for seed in self.seeds:
-                folders, states = {}, {}
                 ckpt, ckpt_error = encoder.checkpoint(seed), None
                 if isinstance(ckpt, Unavailable):
                     ckpt_error = ckpt.reason
                 elif ckpt == RANDOM:
                     ckpt, ckpt_error = self.random_checkpoint(seed)
+                folders, states = {}, {}   # of this encoder and seed, by run name (for ``needs``)
                 for run in self.spec['runs']:
                     done += 1
                     name = f'{slug(encoder.label)}-{run.name}-s{seed}'
                     if run.tool == 'partseg':  # trainpartseg.py's folders sit under exps/partseg/
                         name = f'{os.path.basename(self.folder)}-{name}'
-                    folder = run_folder(run, self.runs_root, name)
-                    folders[run.name] = folder
-                    head = f'[{done}/{total}] {encoder.label} / {run.name} / seed {seed}'
-                    reason = skips[run.config]
-                    if reason:
-                        states[run.name] = 'skipped'
-                        self.record(encoder, run, seed, 'skipped', reason)
-                        continue
-                    if ckpt_error:
-                        states[run.name] = 'failed'
-                        self.record(encoder, run, seed, 'failed', ckpt_error)
-                        continue
-                    if run.needs and states.get(run.needs) not in ('ok', 'dry_run'):
-                        states[run.name] = 'failed' if states.get(run.needs) == 'failed' else 'skipped'
-                        self.record(encoder, run, seed, states[run.name],
-                                    f'needs {run.needs}, which {states.get(run.needs, "did not run")}')
-                        continue
-                    self.log(head)
-                    argv = build_command(run, ckpt, seed, self.runs_root, name, folders.get(run.needs),
-                                         self.python, self.device, self.num_workers, self.nproc)
-                    start = time.time()
-                    epochs = next(p['epochs'] for p in self.protocols() if p['name'] == run.name)
-                    status, reason, results, argv = self.execute(
-                        argv, os.path.join(self.cwd, self.folder, 'logs', f'{name}.log'), folder, epochs,
-                        resumable=run.tool == 'main' and '--test' not in run.args and '--svm' not in run.args)
-                    states[run.name] = status
-                    if status == 'dry_run':
-                        continue
-                    seconds = round(time.time() - start, 1)
-                    values, max_values, last_values, missing = read_values(run, results)
-                    if status == 'ok' and missing:
-                        status, reason = 'failed', f"{folder}/results.json has no {'; '.join(missing)}"
-                        states[run.name] = status
-                    partial = [f'{c}: {v.count(None)} of {len(v)} folds failed (log: {folder})'
-                               for c, v in values.items() if isinstance(v, list) and None in v]
-                    if status == 'ok' and partial:
-                        reason = '; '.join(partial)
-                    rec = self.record(encoder, run, seed, status, reason, values=values, max_values=max_values,
-                                      last_values=last_values, folder=folder, command=argv, seconds=seconds)
-                    shown = ', '.join(f'{k} {v:.2f}' if isinstance(v, (int, float)) else f'{k} {v}'
-                                      for k, v in rec['values'].items())
-                    self.log(f'    {status} in {seconds:.0f} s' + (f': {shown}' if shown else '')
-                             + (f': {reason}' if reason else ''))
-                    self.write()
+                    folders[run.name] = run_folder(run, self.runs_root, name)
+                    needs = states.get(run.needs, 'did not run') if run.needs else 'ok'
+                    if skips[run.config]:
+                        states[run.name] = self.record(encoder, run, seed, 'skipped', skips[run.config])['status']
+                    elif ckpt_error:
+                        states[run.name] = self.record(encoder, run, seed, 'failed', ckpt_error)['status']
+                    elif needs not in ('ok', 'dry_run'):
+                        states[run.name] = self.record(encoder, run, seed, 'failed' if needs == 'failed' else 'skipped',
+                                                       f'needs {run.needs}, which {needs}')['status']
+                    else:
+                        self.log(f'[{done}/{total}] {encoder.label} / {run.name} / seed {seed}')
+                        argv = build_command(run, ckpt, seed, self.runs_root, name, folders.get(run.needs),
+                                             self.python, self.device, self.num_workers, self.nproc)
+                        states[run.name] = self.run_one(encoder, run, seed, argv, folders[run.name], name)
         if not self.dry_run:
             self.write()
         return self.records
+
+    def run_one(self, encoder, run, seed, argv, folder, name):
+        """Execute one run, record it, write the outputs; returns its status."""
+        start = time.time()
+        epochs = next(p['epochs'] for p in self.protocols() if p['name'] == run.name)
+        status, reason, results, argv = self.execute(
+            argv, os.path.join(self.cwd, self.folder, 'logs', f'{name}.log'), folder, epochs,
+            resumable=run.tool == 'main' and '--test' not in run.args and '--svm' not in run.args)
+        if status == 'dry_run':
+            return status
+        seconds = round(time.time() - start, 1)
+        values, max_values, last_values, missing = read_values(run, results)
+        if status == 'ok' and missing:
+            status, reason = 'failed', f"{folder}/results.json has no {'; '.join(missing)}"
+        partial = [f'{c}: {v.count(None)} of {len(v)} folds failed (log: {folder})'
+                   for c, v in values.items() if isinstance(v, list) and None in v]
+        if status == 'ok' and partial:
+            reason = '; '.join(partial)
+        self.record(encoder, run, seed, status, reason, values=values, max_values=max_values,
+                    last_values=last_values, folder=folder, command=argv, seconds=seconds)
+        shown = ', '.join(f'{k} {suite_stats.describe(suite_stats.samples(v))["mean"]:.2f}'
+                          + (f' (mean of {len(suite_stats.samples(v))} folds)' if isinstance(v, list) else '')
+                          for k, v in values.items() if suite_stats.samples(v))
+        self.log(f'    {status} in {seconds:.0f} s' + (f': {shown}' if shown else '') + (f': {reason}' if reason else ''))
+        self.write()
+        return status
 
     # -- outputs
     def protocols(self):
