@@ -456,3 +456,21 @@ def test_interrupted_runs_continue_with_resume(project):
     runner = FakeRunner(project)                                             # now finished: reused
     assert sweep.pretrain('cfgs/t/pretrain.yaml', 'exps/p', 'x', 0, ['model.w=2'], runner, 'l.log', project,
                           log=lambda *_: None) == os.path.join(pre, 'ckpt-last.pth') and runner.calls == []
+
+
+def test_random_init_checkpoint_is_seeded_and_loads_as_an_encoder(tiny_config, tmp_path, torch_globals):
+    import torch
+    from models.features import load_encoder
+    from tools.init_checkpoint import main as init_main
+    from utils.checkpoint import load_checkpoint
+    config = tiny_config()
+    paths = [str(tmp_path / f'r{i}.pth') for i in range(3)]
+    for path, seed in zip(paths, (0, 0, 1)):
+        init_main(['--config', config, '--seed', str(seed), '--out', path])
+    states = [load_checkpoint(p)['base_model'] for p in paths]
+    assert any(k.startswith('MAE_encoder.') for k in states[0]) and load_checkpoint(paths[0])['epoch'] == 0
+    for key in states[0]:
+        torch.testing.assert_close(states[0][key], states[1][key], rtol=0, atol=0)
+    assert any(not torch.equal(states[0][k], states[2][k]) for k in states[0] if states[0][k].is_floating_point())
+    out = load_encoder(paths[0])(torch.randn(2, 256, 3))
+    assert out.global_feature.shape == (2, 64)
