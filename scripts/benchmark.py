@@ -1,7 +1,7 @@
 """Benchmarks of whole training steps, in one run so the numbers compare.
 
     python scripts/benchmark.py pretrain --configs pretrain pretrain_released pretrain_pointmae \
-        --batch 16 --device cpu [--repeats 10] [--json out.json]
+        --batch 16 --device cpu [--amp off|bf16] [--repeats 10] [--json out.json]
 
 For each config (``cfgs/<name>.yaml``; the model section only) it times a full training
 step — forward, backward, optimizer — on synthetic unit-sphere clouds: the configs are
@@ -11,7 +11,8 @@ more steps per config give the per-phase breakdown (the model's ``phase/*`` rang
 backward and optimizer).
 Phases are timed by wall clock with the device synchronised at each range boundary
 (``PhaseTimer``). Peak memory: CUDA max allocated, or on CPU the peak resident set
-(VmHWM) of a child process that builds the model and runs the steps alone. On CUDA it also runs batch 128 in bf16.
+(VmHWM) of a child process that builds the model and runs the steps alone. ``--amp bf16`` runs
+the steps under bf16 autocast (default off); on CUDA it also runs batch 128 in bf16.
 """
 import argparse
 import contextlib
@@ -141,8 +142,8 @@ def peak_rss_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child_peak_rss(name, batch, steps, queue):
-    bench = StepBench(name, batch, torch.device('cpu'), amp=False)
+def _child_peak_rss(name, batch, steps, amp, queue):
+    bench = StepBench(name, batch, torch.device('cpu'), amp=amp)
     for _ in range(steps):
         bench.step()
     queue.put(peak_rss_mb())
@@ -157,7 +158,7 @@ def peak_memory_mb(bench, batch, steps=2):
         return torch.cuda.max_memory_allocated(bench.device) / 2**20
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child_peak_rss, args=(bench.name, batch, steps, queue))
+    proc = ctx.Process(target=_child_peak_rss, args=(bench.name, batch, steps, bench.amp, queue))
     proc.start()
     proc.join()
     return queue.get() if proc.exitcode == 0 else float('nan')
@@ -213,11 +214,12 @@ def main():
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--amp', default='off', choices=['off', 'bf16'], help='bf16 autocast of the forward')
     parser.add_argument('--json', default=None, help='write the numbers to this file')
     args = parser.parse_args()
     device = torch.device(args.device)
     print(f'device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}')
-    rows = bench_pretrain(args.configs, args.batch, device, args.repeats, args.warmup, amp=False)
+    rows = bench_pretrain(args.configs, args.batch, device, args.repeats, args.warmup, amp=args.amp == 'bf16')
     if device.type == 'cuda':
         rows += bench_pretrain(args.configs, 128, device, args.repeats, args.warmup, amp=True)
     add_ratios(rows, args.baseline if args.baseline in args.configs else args.configs[0])

@@ -16,7 +16,7 @@ from tools.engine import TrainStepper
 from tools.optim import build_optimizer, build_scheduler
 from utils.config import load_config
 
-CONFIGS = ['pretrain', 'pretrain_released', 'pretrain_pointmae', 'pretrain_conclu']
+CONFIGS = ['pretrain', 'pretrain_released', 'pretrain_pointmae', 'pretrain_conclu', 'ablations/legacy_default']
 SYNC_METHODS = ('item', 'tolist', 'numpy', 'cpu', '__bool__', '__float__', '__int__', '__index__')
 
 

@@ -4,7 +4,7 @@ Every section is checked against what its consumer accepts, so a misspelt key
 (``num_gruop``) stops the run with the accepted keys listed. The released MaskClu configs (their
 schema, and their ``ptimizer`` typo) are translated first (``tools.config_translate``).
 """
-from utils.config import ANY, ConfigDict, ConfigError, check_keys
+from utils.config import ANY, ConfigDict, ConfigError, Typed, check_keys
 from utils.logger import get_logger
 from tools.config_translate import translate_released
 from tools.optim import check_optimizer_config, check_scheduler_config
@@ -23,7 +23,7 @@ TOP_LEVEL = {
     'grad_norm_clip': None,
     'consider_metric': None,
     'train_transforms': [{'NAME': 'ScaleAndTranslate'}],
-    'amp': 'auto',
+    'amp': Typed('auto', str, bool),
     'compile': False,
     'log_freq': 20,
     'ckpt_save_freq': 50,

@@ -16,7 +16,6 @@ training step (``train_step``), its evaluations, and optionally a single evaluat
 (``evaluate_only``, for ``--test``). See ``Task``.
 """
 import contextlib
-import os
 import time
 from typing import NamedTuple
 
@@ -145,7 +144,8 @@ class Trainer:
             parse_best_metric(task.best_metric, f'{type(task).__name__}.best_metric')
         self.start_epoch, self.best, self.last = 0, {}, None
         if ctx.start_ckpts:
-            load_pretrained(self.model, ctx.start_ckpts, logger=logger)
+            load_pretrained(self.model, ctx.start_ckpts, logger=logger, strict_shapes=True,
+                            partial=ctx.partial_load, opt_in='--partial_load')
         if task.train_loader is None:
             return
         self.loader = task.train_loader

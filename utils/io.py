@@ -3,7 +3,11 @@ import contextlib
 import json
 import math
 import os
+import re
 import uuid
+
+# ``.<name>.<8 hex>.tmp``: the temporary file of an ``atomic_write`` of ``<name>``.
+TEMP_FILE = re.compile(r'^\..+\.[0-9a-f]{8}\.tmp$')
 
 
 @contextlib.contextmanager
@@ -16,7 +20,7 @@ def atomic_write(path, mode='wb'):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f'.{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp')
+    tmp = os.path.join(folder, f'.{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp')  # TEMP_FILE
     try:
         with open(tmp, mode.replace('w', 'x')) as f:
             yield f
@@ -54,3 +58,17 @@ def write_json(path, data):
     with atomic_write(path, 'w') as f:
         json.dump(finite(data), f, indent=2, allow_nan=False)
         f.write('\n')
+
+
+def remove_stale_temp_files(folder, before):
+    """Delete the ``atomic_write`` temporary files (``TEMP_FILE``) in ``folder`` last modified
+    before the time ``before`` (what a killed run left; call it while holding the folder's lock).
+    Returns the names removed."""
+    removed = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        path = os.path.join(folder, name)
+        with contextlib.suppress(OSError):
+            if TEMP_FILE.match(name) and os.path.isfile(path) and os.path.getmtime(path) < before:
+                os.remove(path)
+                removed.append(name)
+    return removed
