@@ -215,6 +215,7 @@ def project(tmp_path, monkeypatch):
     os.makedirs(os.path.join(root, 'data', 'modelnet'))
     mn = {'NAME': 'ModelNet', 'DATA_PATH': 'data/modelnet'}
     write_yaml(root, 'cfgs/t/finetune_modelnet.yaml', {'npoints': 1024, 'max_epoch': 4,
+                                                       'classification': {'votes': 10, 'vote_repeats': 3},
                                                        'dataset': {'train': mn, 'test': mn}})
     write_yaml(root, 'cfgs/t/finetune_scan_objbg.yaml', {'dataset': {'train': {'NAME': 'ScanObjectNN',
                                                                                 'ROOT': 'data/ScanObjectNN'}}})
@@ -284,7 +285,9 @@ def test_suite_runs_reads_results_and_reports_skips_and_failures(project):
     assert 'partly failed maskclu / fewshot_10w20s / seed 1: 10w20s: 1 of 10 folds failed' in md
     last = md.split('## Last epoch')[1]
     assert '| maskclu | 59.50 ± 0.71 (max 60.00) |' in last and last.count('70.50 ± 0.71 (max 71.00)') == 2
-    assert '| modelnet_full | ModelNet40 | cfgs/t/finetune_modelnet.yaml | 1024 |' in md
+    assert '| modelnet_full | ModelNet40 | cfgs/t/finetune_modelnet.yaml | 1024 | none (single pass) | 4 |' in md
+    assert '| modelnet_vote | ModelNet40 +vote | cfgs/t/finetune_modelnet.yaml | 1024 | 10 per cloud × 3 repeats: ' \
+           'mean of the repeats (max labelled) | — |' in md
     assert not [f for f in os.listdir(os.path.join(project, 'exps/evaluate/t')) if f.endswith('.tmp')]
 
 

@@ -89,7 +89,7 @@ def modelnet_runs(cfgs):
             last_columns={'ModelNet40': 'acc_last'}, votes='none (single pass)', selection=BEST),
         Run('modelnet_vote', f'{cfgs}/finetune_modelnet.yaml', ('--test', '--ckpts', '{needs}/ckpt-best.pth'),
             {'ModelNet40 +vote': 'vote_mean'}, max_columns={'ModelNet40 +vote': 'vote_max'},
-            needs='modelnet_full', votes='10 per cloud, R repeats: mean (max labelled)',
+            needs='modelnet_full', votes='{config}: mean of the repeats (max labelled)',
             selection='ckpt-best.pth of modelnet_full'),
     ]
 
@@ -123,7 +123,8 @@ def svm_run(config):
 def partseg_run(config):
     return Run('partseg', config, ('--ckpts', '{ckpt}'),
                {'ShapeNetPart inst. mIoU': 'inst_miou', 'ShapeNetPart cls. mIoU': 'cls_miou'},
-               last_columns={'ShapeNetPart inst. mIoU': 'inst_miou_last'}, tool='partseg', votes='none', selection='best epoch by instance mIoU (test split)')
+               last_columns={'ShapeNetPart inst. mIoU': 'inst_miou_last'}, tool='partseg', votes='none',
+               selection='best epoch by instance mIoU (test split)')
 
 
 # The suites. ``random_config``: the pre-training config whose model ``--ckpts random`` initialises.
@@ -221,12 +222,15 @@ def skip_reason(config, cwd=ROOT):
 
 
 def config_details(config, cwd=ROOT):
-    """(points, epochs) of a config (main.py or trainpartseg.py keys); '—' where unknown."""
+    """(points, epochs, votes) of a config (main.py or trainpartseg.py keys); '—' where unknown.
+    votes: 'V per cloud × R repeats' from the classification section."""
     try:
         cfg = load_config(os.path.join(cwd, config)).to_dict()
     except (ConfigError, OSError):
-        return '—', '—'
-    return cfg.get('npoints', cfg.get('npoint', '—')), cfg.get('max_epoch', cfg.get('epoch', '—'))
+        return '—', '—', '—'
+    cls = cfg.get('classification') or {}
+    votes = f"{cls['votes']} per cloud × {cls.get('vote_repeats', 1)} repeats" if 'votes' in cls else '—'
+    return cfg.get('npoints', cfg.get('npoint', '—')), cfg.get('max_epoch', cfg.get('epoch', '—')), votes
 
 
 def run_folder(run, runs_root, name):
@@ -474,10 +478,11 @@ class Suite:
     def _protocol_rows(self):
         rows = []
         for run in self.spec['runs']:
-            points, epochs = config_details(run.config, self.cwd)
+            points, epochs, votes = config_details(run.config, self.cwd)
+            trains = run.tool == 'partseg' or not {'--svm', '--test'} & set(run.args)
             rows.append({'name': run.name, 'columns': list(run.columns), 'config': run.config, 'points': points,
-                         'votes': run.votes, 'epochs': epochs if run.tool == 'partseg' or '--svm' not in run.args
-                         else '—', 'selection': run.selection, 'seeds': self.seeds, 'statistic': run.statistic})
+                         'votes': run.votes.format(config=votes), 'epochs': epochs if trains else '—',
+                         'selection': run.selection, 'seeds': self.seeds, 'statistic': run.statistic})
         return rows
 
     def markdown(self):
