@@ -114,29 +114,37 @@ def run_demo(exp='exps', exp_name='demo', runner=subprocess_runner, cwd=ROOT, py
                           os.path.join(cwd, folder, 'logs', 'make_demo_data.log'), runner, log, dry_run)
         if not ok:
             raise SystemExit(f'demo.py: error: the demo data could not be written: {reason}')
-    ckpts = {}
+    ckpts, times = {}, {'demo data': time.time() - start}
     for name, config in PRETRAIN:
+        began = time.time()
         log(f'== pre-training {name} ({config})')
         ckpts[name] = pretrain(config, os.path.join(folder, 'pretrain'), name, 0, [], runner,
                                os.path.join(cwd, folder, 'logs', f'pretrain-{name}.log'), cwd, dry_run, log,
                                python=python, device=device, num_workers=num_workers,
                                extra=('--val_freq', str(PRETRAIN_VAL_FREQ)))
+        times[f'pre-training {name}'] = time.time() - began
     log('== quick evaluation suite: pre-trained encoders and a random-init encoder')
     encoders = [Encoder(name, {0: ckpt}) for name, ckpt in ckpts.items()] + [Encoder('random init', RANDOM)]
     suite = Suite('quick', encoders, [0], folder, runner=runner, cwd=cwd, python=python, device=device,
                   num_workers=num_workers, reuse=True, dry_run=dry_run, log=log, title='MaskClu demo (quick suite)',
                   notes=['synthetic demo data (tools/make_demo_data.py): these are not benchmark results'])
+    began = time.time()
     suite.run_all()
+    times['quick suite'] = time.time() - began
     log('== figures')
+    began = time.time()
     figs = figures(folder, ckpts, runner, log, python, cwd, dry_run)
+    times['figures'] = time.time() - began
     if dry_run:
         return suite, None
     minutes = (time.time() - start) / 60
     text = suite.markdown()
     report = write_report(os.path.join(cwd, folder), 'MaskClu demo report', figures=figs,
                           sections=[text.split('\n', 1)[1]],   # the suite's results.md without its title
-                          notes=[f'wall time of this demo: {minutes:.1f} min (steps reused from an earlier run '
-                                 'take no time)', 'the same results: results.md / results.json beside this file'])
+                          notes=[f'wall time of this demo: {minutes:.1f} min ('
+                                 + ', '.join(f'{k} {v / 60:.1f} min' for k, v in times.items())
+                                 + '; steps reused from an earlier run take no time)',
+                                 'the same results: results.md / results.json beside this file'])
     log('\n' + text)
     log(f'== demo finished in {minutes:.1f} min: {os.path.join(folder, "report.md")}')
     return suite, report
