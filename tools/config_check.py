@@ -29,6 +29,7 @@ TOP_LEVEL = {
     'ckpt_save_freq': 50,
     'nonfinite_patience': 5,
     'svm_probe': {'freq': 0, 'C': 0.01, 'C_grid': None, 'cv_folds': None},
+    'classification': None,  # fine-tuning data path and voting (tools.classification.CLASSIFICATION_KEYS)
 }
 
 
@@ -73,4 +74,7 @@ def validate_config(cfg, path):
     out['dataset'] = check_dataset_section(out['dataset'], f'{path}: dataset')
     out['model'] = check_model_section(out['model'], f'{path}: model')
     check_transforms(out['train_transforms'], f'{path}: train_transforms')
+    if 'classification' in out:
+        from tools.classification import classification_config
+        classification_config(out, f'{path}: classification')
     return ConfigDict(out)
