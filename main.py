@@ -3,6 +3,7 @@
     python main.py --config cfgs/pretrain.yaml --exp_name <name>
     torchrun --nproc_per_node=N main.py --launcher pytorch --config ... --exp_name <name>
 """
+import contextlib
 import importlib
 import os
 import sys
@@ -15,10 +16,13 @@ from tools.context import RunContext
 from tools.engine import NonFiniteLossError
 from utils import dist
 from utils.checkpoint import CheckpointError
-from utils.config import ConfigError, load_config, save_config
+from utils.config import ConfigError, load_config
+from utils.io import remove_stale_temp_files
+from utils.lock import ExperimentLock, ExperimentLockedError, describe
 from utils.logger import get_logger
 from utils.misc import resolve_device, seed_everything
 from utils.parser import parse_args
+from utils.run_config import check_resume_config, write_run_config
 
 RUNNERS = {'pretrain': 'tools.runner_pretrain', 'svm': 'tools.runner_svm', 'finetune': 'tools.runner_finetune',
            'test': 'tools.runner_finetune', 'fewshot': 'tools.runner_finetune'}
@@ -41,6 +45,30 @@ def check_experiment(args):
         raise SystemExit(f'main.py: error: --resume but {path}/ckpt-last.pth does not exist')
 
 
+def open_experiment(args, config, stack):
+    """On the main process: lock the experiment folder for the whole run (``stack`` releases it),
+    refuse to overwrite or to resume what does not fit, remove a killed run's temporary files, and
+    only then write the resolved config (``utils.run_config``). Returns the lines to log."""
+    if not dist.is_main_process():
+        return []
+    try:
+        lock = stack.enter_context(ExperimentLock(args.experiment_path))
+    except ExperimentLockedError as e:
+        raise SystemExit(f'main.py: error: {e}') from None
+    except OSError as e:  # --exp under a plain file, a read-only folder, a full disk
+        raise SystemExit(f'main.py: error: cannot use the experiment folder {args.experiment_path}: '
+                         f'{e.strerror or e} ({e.filename})') from None
+    check_experiment(args)
+    changes = check_resume_config(args.experiment_path, config, args.allow_changes) if args.resume else None
+    notes = [f'took over the lock of a run that did not finish ({describe(lock.stale)})'] if lock.stale else []
+    removed = remove_stale_temp_files(args.experiment_path, lock.started)
+    notes += [f'removed temporary files of an interrupted run: {", ".join(removed)}'] if removed else []
+    notes += [f'--resume with changed {key}: {old!r} -> {new!r}' for key, old, new in changes or []]
+    written = write_run_config(args.experiment_path, config, changes)
+    notes += [f'config saved as {written}'] if written and changes else []
+    return notes
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -57,25 +85,44 @@ def main(argv=None):
         raise SystemExit(f'main.py: error: {e}') from None
     if args.sync_bn and device_type != 'cuda':
         raise SystemExit('main.py: error: --sync_bn needs CUDA (torch has no SyncBatchNorm on CPU)')
-    local_rank = dist.init_distributed(args.launcher, device_type)
+    try:
+        local_rank = dist.init_distributed(args.launcher, device_type)
+    except dist.LauncherError as e:
+        raise SystemExit(f'main.py: error: {e}') from None
     device = torch.device(device_type, local_rank) if device_type == 'cuda' else torch.device('cpu')
     ctx = RunContext.from_args(args, device, local_rank)
     seed_everything(ctx.seed + ctx.rank, ctx.deterministic)
-    if ctx.is_main:
-        os.makedirs(ctx.experiment_path, exist_ok=True)
-        save_config(config, ctx.path('config.yaml'))
+    try:
+        with contextlib.ExitStack() as stack:  # holds the experiment lock until the run ends
+            run_in_experiment(ctx, args, config, stack)
+    finally:
+        dist.cleanup_distributed()
+
+
+def run_in_experiment(ctx, args, config, stack):
+    """Open the experiment folder (``open_experiment``), start the log, run the mode's runner;
+    the user's errors end as one line (also in ``log.txt``)."""
+    try:
+        notes = open_experiment(args, config, stack)
+    except ConfigError as e:
+        raise SystemExit(f'main.py: error: {e}') from None
+    except OSError as e:
+        raise SystemExit(f'main.py: error: cannot write in the experiment folder: {e}') from None
     logger = get_logger('maskclu', ctx.path('log.txt') if ctx.is_main else None)
     logger.info('command: %s', ' '.join(sys.argv))
     logger.info('experiment folder: %s | device: %s | world size: %d',
                 ctx.experiment_path, ctx.device, ctx.world_size)
+    for line in notes:
+        logger.warning(line)
     try:
         importlib.import_module(RUNNERS[ctx.mode]).run(ctx, config, logger)
         dist.barrier()  # ranks leave together: a rank tearing gloo down while rank 0 still saves aborts
     except USER_ERRORS as e:
         logger.error('%s: %s', type(e).__name__, e)
         raise SystemExit(f'main.py: error: {e}') from None
-    finally:
-        dist.cleanup_distributed()
+    except OSError as e:  # the machine's, not the code's: a full disk, a folder made read-only
+        logger.error('%s: %s (files written before are intact)', type(e).__name__, e)
+        raise SystemExit(f'main.py: error: {e} (files written before are intact)') from None
 
 
 if __name__ == '__main__':

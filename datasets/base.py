@@ -1,4 +1,5 @@
 """What every dataset class shares: the generic per-split config keys and the subset logic."""
+import numpy as np
 from torch.utils.data import Dataset
 
 from datasets.files import DatasetError
@@ -33,9 +34,19 @@ class PointCloudDataset(Dataset):
         if self.subset not in accepted:
             raise ConfigError(f"{cfg.get('NAME')}: subset={self.subset!r}; accepted: {', '.join(accepted)}")
 
+    # Set by ``build_dataloader`` for an evaluation loader: its items draw their randomness (point
+    # subsets, point order) from ``item_rng(index)``, seeded by (item_seed, index), so validation and
+    # probes do not depend on the worker count, the ranks or the epoch. None: numpy's global RNG.
+    item_seed = None
+    list_files = ()  # the files that list the split's items (named when the split is empty)
+
     @property
     def train(self):
         return self.subset == 'train'
+
+    def item_rng(self, index):
+        """A ``np.random.Generator`` for item ``index`` (evaluation loaders), or None (global RNG)."""
+        return None if self.item_seed is None else np.random.default_rng([self.item_seed, int(index)])
 
     def subsets(self):
         """The split names to load: every one with ``whole: True``, else ``subset`` (expanded)."""

@@ -5,10 +5,13 @@ Batch-size rule: ``total_bs`` is the global batch, summed over ranks; each rank 
 world size. Shuffling order and worker seeds depend only on (seed, epoch, rank), so a
 resumed run sees the same batches as an uninterrupted one.
 """
+import re
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from datasets.files import DatasetError
 from utils import dist
 from utils.config import ConfigDict, ConfigError, check_keys, merge
 from utils.misc import seed_worker
@@ -80,7 +83,7 @@ class EpochLoader:
         words = np.random.SeedSequence([self.seed, self.epoch, self.rank]).generate_state(2)
         self.generator.manual_seed(int(words[0]) << 32 | int(words[1]))
         self.epoch += 1
-        return iter(self.loader)
+        return one_line_errors(iter(self.loader))
 
     def __len__(self):
         return len(self.loader)
@@ -94,17 +97,55 @@ class EpochLoader:
         return indices[:len(self) * self.batch_size] if self.drop_last else indices
 
 
+WORKER_ERROR = re.compile(r'^[\w.]*(?:DatasetError|ConfigError): (.*)$')
+
+
+def one_line_errors(batches):
+    """Yield from ``batches``; a ``DatasetError``/``ConfigError`` that a DataLoader worker raised
+    (torch re-raises it with the worker's whole traceback as its message) is raised again with the
+    original one-line message, as the main process would show it."""
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (DatasetError, ConfigError) as e:
+            raise type(e)(worker_message(str(e))) from None
+        yield batch
+
+
+def worker_message(text):
+    """The original message inside torch's "Caught X in DataLoader worker process k. Original
+    Traceback ..." text (the text itself when it is not one)."""
+    if 'Original Traceback' not in text:
+        return text
+    for line in reversed(text.strip().splitlines()):
+        match = WORKER_ERROR.match(line.strip())
+        if match:
+            return match.group(1)
+    return text.strip().splitlines()[-1]
+
+
 def build_dataloader(entry, *, train, total_bs, seed, num_workers, pin_memory=False, where='dataset'):
     """An ``EpochLoader`` over ``build_dataset(entry)``; ``total_bs`` is the global batch.
 
     Training shuffles (per epoch) and drops the last incomplete batch; evaluation keeps
-    order and every batch, and each cloud's stored point order (``shuffle_points`` off: the
-    features of a train split extracted for a probe do not depend on the RNG). Under DDP each rank gets ``len / world_size`` items (torch's
-    DistributedSampler pads the last rank's share with repeated items).
+    order and every batch, each cloud's stored point order (``shuffle_points`` off: the
+    features of a train split extracted for a probe do not depend on the RNG), and its items draw
+    their other randomness from ``item_rng(index)`` seeded by ``seed`` (the same items whatever the
+    workers, ranks or epoch). Under DDP each rank gets ``len / world_size`` items (torch's
+    DistributedSampler pads the last rank's share with repeated items: ``EpochLoader.sample_indices``,
+    ``utils.dist.gather_by_index``). An empty split is a
+    ``DatasetError`` naming its list files.
     """
     dataset = build_dataset(entry, where)
+    if len(dataset) == 0:
+        files = ', '.join(getattr(dataset, 'list_files', ())) or f"DATA_PATH {entry.get('DATA_PATH')}"
+        raise DatasetError(f"{where}: the {entry.get('subset')} split of {entry.get('NAME')} is empty "
+                           f"(no item in {files})")
     if not train:
         dataset.shuffle_points = False
+    dataset.item_seed = None if train else seed  # evaluation items: independent of workers and ranks
     batch_size = per_rank_batch_size(total_bs, dist.get_world_size())
     loader = EpochLoader(dataset, train=train, batch_size=batch_size, seed=seed,
                          num_workers=num_workers, pin_memory=pin_memory)

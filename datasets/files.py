@@ -5,7 +5,6 @@ whose message names the file (or the config key and folder) and what was expecte
 """
 import json
 import os
-import pickle
 
 import h5py
 import numpy as np
@@ -82,9 +81,17 @@ def read_text_array(path, delimiter=None, what='rows of numbers'):
 
 
 def read_pickle(path, what='a pickle'):
+    """Unpickle a dataset file with ``datasets.pickles.load`` (restricted to numeric data unless
+    ``MASKCLU_TRUST_PICKLES=1``); a refused global is an error naming the file and the global."""
     def reader(p):
         with open(p, 'rb') as f:
-            return pickle.load(f)
+            try:
+                return pickles.load(f)
+            except pickles.UnsafePickleError as e:
+                raise DatasetError(
+                    f"{p}: {e}: a dataset pickle holds only lists, tuples, dicts, numpy arrays and numeric "
+                    f"scalars, and loading other objects can run code from the file. Only if you trust "
+                    f"the file, set {pickles.TRUST_ENV}=1 to unpickle it fully") from None
     return _read(path, what, reader)
 
 

@@ -117,4 +117,4 @@ def model_input(path, npoints, surface_points=8192, rng=None):
     points = read_points(path, max(surface_points, npoints), rng)
     if len(points) < npoints:
         raise DatasetError(f"{path}: {len(points)} points, fewer than the {npoints} requested (--npoints)")
-    return pc_normalize(points[fps_indices(points, npoints)])
+    return pc_normalize(points[fps_indices(points, npoints)], path)

@@ -17,12 +17,13 @@ from datasets.modelnet_raw import LAYOUT
 from datasets.points import pc_normalize
 
 
-def classification_item(points, label, use_normals, shuffle):
-    """Shared by ModelNet and its few-shot folds: (N,6) array -> ('ModelNet', 'sample', (tensor, label))."""
+def classification_item(points, label, use_normals, shuffle, source='a cloud', rng=None):
+    """Shared by ModelNet and its few-shot folds: (N,6) array -> ('ModelNet', 'sample', (tensor, label));
+    ``source`` names the file (and entry) in errors; ``rng`` shuffles (None: numpy's global RNG)."""
     points = points[:, :6] if use_normals else points[:, :3]
-    points = np.concatenate([pc_normalize(points[:, :3]), points[:, 3:]], axis=1)
+    points = np.concatenate([pc_normalize(points[:, :3], source), points[:, 3:]], axis=1)
     if shuffle:
-        points = points[np.random.permutation(len(points))]
+        points = points[(np.random if rng is None else rng).permutation(len(points))]
     return 'ModelNet', 'sample', (torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)), int(label))
 
 
@@ -36,12 +37,14 @@ class ModelNet(PointCloudDataset):
     def __init__(self, cfg):
         super().__init__(cfg)
         root = require_dir(cfg.DATA_PATH, 'DATA_PATH', LAYOUT)
-        self.points, labels = [], []
+        self.points, labels, self.sources, self.list_files = [], [], [], []
         for split in self.subsets():
             path = ensure_cache(root, cfg.NUM_CATEGORY, split, cfg.N_POINTS)
             points, split_labels = read_cache(path, cfg.N_POINTS, cfg.NUM_CATEGORY)
             self.check_stored_points(cfg.N_POINTS, path)
             self.points += points
+            self.sources += [(path, i) for i in range(len(points))]
+            self.list_files.append(path)
             labels.append(split_labels)
         self.labels = np.concatenate(labels)
 
@@ -49,4 +52,6 @@ class ModelNet(PointCloudDataset):
         return len(self.points)
 
     def __getitem__(self, index):
-        return classification_item(self.points[index], self.labels[index], self.cfg.USE_NORMALS, self.shuffle_points)
+        path, entry = self.sources[index]
+        return classification_item(self.points[index], self.labels[index], self.cfg.USE_NORMALS, self.shuffle_points,
+                                   f'{path} entry {entry}', self.item_rng(index))

@@ -58,8 +58,10 @@ class ModelNetFewShot(PointCloudDataset):
         root = require_dir(cfg.DATA_PATH, 'DATA_PATH', LAYOUT)
         path = fold_path(root, cfg.way, cfg.shot, cfg.fold)
         fold = read_fold(path, cfg.N_POINTS, cfg.way)
+        self.list_files = [path]
         self.check_stored_points(cfg.N_POINTS, path)
         self.entries = [entry for split in self.subsets() for entry in fold[split]]
+        self.sources = [f'{path} {split}[{i}]' for split in self.subsets() for i in range(len(fold[split]))]
         self.labels = np.array([int(entry[1]) for entry in self.entries], dtype=np.int64)
 
     def __len__(self):
@@ -67,7 +69,8 @@ class ModelNetFewShot(PointCloudDataset):
 
     def __getitem__(self, index):
         points, label, _ = self.entries[index]
-        return classification_item(points, label, self.cfg.USE_NORMALS, self.shuffle_points)
+        return classification_item(points, label, self.cfg.USE_NORMALS, self.shuffle_points, self.sources[index],
+                                   self.item_rng(index))
 
 
 def sample_fold(train, test, way, shot, n_query, rng):

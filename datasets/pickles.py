@@ -1,4 +1,4 @@
-"""How dataset pickles (the ModelNet ``.dat`` cache, the few-shot ``.pkl`` folds) are written.
+"""How dataset pickles (the ModelNet ``.dat`` cache, the few-shot ``.pkl`` folds) are written and read.
 
 The files must open wherever Point-MAE / Point-BERT users open theirs, with a plain
 ``pickle.load``:
@@ -12,9 +12,21 @@ The files must open wherever Point-MAE / Point-BERT users open theirs, with a pl
 
 ``dump(obj, file)`` applies both rules; ``global_names(data)`` lists the globals a pickle
 refers to (what an unpickler will import), for checking a file.
+
+Reading (``load(file)``) is restricted: these files are often downloaded from third-party
+mirrors, and a plain ``pickle.load`` runs whatever a ``__reduce__`` payload asks for.
+``SafeUnpickler`` admits only what the formats contain: lists, tuples, dicts, strings, numbers,
+numpy arrays, numpy scalars and dtypes of numeric kinds (bool, int, uint, float, complex),
+through numpy's reconstruct helpers under both ``numpy.core`` and ``numpy._core``. Any other
+global is refused with ``UnsafePickleError`` naming it; ``MASKCLU_TRUST_PICKLES=1`` in the
+environment (for trusted legacy files only) unpickles everything.
 """
+import codecs
+import os
 import pickle
 import pickletools
+
+import numpy as np
 
 PROTOCOL = 4
 NEW_NUMPY_CORE = 'numpy._core'
@@ -69,3 +81,69 @@ def global_names(data):
         elif kind == 'GLOBAL':
             names.append(arg.replace(' ', '.'))
     return list(dict.fromkeys(names))
+
+
+# ------------------------------------------------------------------------------- reading
+
+TRUST_ENV = 'MASKCLU_TRUST_PICKLES'
+NUMERIC_KINDS = 'biufc'  # bool, signed/unsigned int, float, complex
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle refers to a global outside ``SAFE_GLOBALS`` or to a non-numeric dtype."""
+
+
+def _numeric_dtype(*args, **kwargs):
+    """``numpy.dtype`` for numeric kinds only (an object dtype would unpickle arbitrary objects)."""
+    dtype = np.dtype(*args, **kwargs)
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None:
+        raise UnsafePickleError(f"refused numpy dtype {dtype!r} (only numeric dtypes are admitted)")
+    return dtype
+
+
+def _latin1_encode(text, encoding='latin1'):
+    """``_codecs.encode`` as protocol-2 pickles use it for bytes: latin-1 only."""
+    if encoding not in ('latin1', 'latin-1'):
+        raise UnsafePickleError(f"refused _codecs.encode with encoding {encoding!r}")
+    return codecs.encode(text, 'latin1')
+
+
+def _safe_globals():
+    """``{(module, name): object}`` an unpickler of a dataset pickle may import."""
+    core = getattr(np, '_core', None) or np.core
+    out = {('numpy', 'ndarray'): np.ndarray, ('numpy', 'dtype'): _numeric_dtype,
+           ('_codecs', 'encode'): _latin1_encode}
+    for module in (OLD_NUMPY_CORE, NEW_NUMPY_CORE):
+        out[(f'{module}.multiarray', '_reconstruct')] = core.multiarray._reconstruct
+        out[(f'{module}.multiarray', 'scalar')] = core.multiarray.scalar
+        out[(f'{module}.numeric', '_frombuffer')] = core.numeric._frombuffer  # protocol 5
+    dtypes = getattr(np, 'dtypes', None)  # numpy >= 1.25: numpy.dtypes.Float32DType, ...
+    for name in getattr(dtypes, '__all__', ()):
+        cls = getattr(dtypes, name)
+        if isinstance(cls, type) and getattr(cls, 'type', None) is not None \
+                and np.dtype(cls.type).kind in NUMERIC_KINDS:
+            out[('numpy.dtypes', name)] = cls
+    return out
+
+
+SAFE_GLOBALS = _safe_globals()
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """An unpickler that imports only ``SAFE_GLOBALS`` (see the module docstring)."""
+
+    def find_class(self, module, name):
+        try:
+            return SAFE_GLOBALS[(module, name)]
+        except KeyError:
+            raise UnsafePickleError(f"refused global '{module}.{name}'") from None
+
+
+def trusted():
+    """True when ``MASKCLU_TRUST_PICKLES=1``: full unpickling (can run code from the file)."""
+    return os.environ.get(TRUST_ENV, '') == '1'
+
+
+def load(file):
+    """Unpickle the binary ``file`` restricted to ``SAFE_GLOBALS``, or fully when ``trusted()``."""
+    return pickle.load(file) if trusted() else SafeUnpickler(file).load()

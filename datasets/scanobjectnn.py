@@ -57,7 +57,8 @@ class ScanObjectNN(PointCloudDataset):
         key, folder = data_root(cfg)
         layout = f"ScanObjectNN h5 files {' and '.join(self.FILES.values())}"
         root = require_dir(folder, key, layout)
-        parts = [read_scan_file(os.path.join(root, self.FILES[s])) for s in self.subsets()]
+        self.list_files = [os.path.join(root, self.FILES[s]) for s in self.subsets()]
+        parts = [read_scan_file(path) for path in self.list_files]
         self.points = np.concatenate([p for p, _ in parts])
         self.labels = np.concatenate([l for _, l in parts])
         self.check_stored_points(self.points.shape[1], root)
@@ -68,7 +69,8 @@ class ScanObjectNN(PointCloudDataset):
     def __getitem__(self, index):
         points = self.points[index]
         if self.shuffle_points:
-            points = points[np.random.permutation(len(points))]
+            rng = self.item_rng(index)
+            points = points[(np.random if rng is None else rng).permutation(len(points))]
         return 'ScanObjectNN', 'sample', (torch.from_numpy(np.ascontiguousarray(points)), int(self.labels[index]))
 
 

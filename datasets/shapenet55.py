@@ -50,7 +50,8 @@ class ShapeNet(PointCloudDataset):
             raise ConfigError("ShapeNet: set npoints (points per item, e.g. 1024)")
         list_dir = require_dir(cfg.DATA_PATH, 'DATA_PATH', LIST_LAYOUT)
         self.pc_dir = require_dir(cfg.PC_PATH, 'PC_PATH', PC_LAYOUT)
-        self.names = [n for s in self.subsets() for n in read_lines(os.path.join(list_dir, f'{s}.txt'))]
+        self.list_files = [os.path.join(list_dir, f'{s}.txt') for s in self.subsets()]
+        self.names = [n for path in self.list_files for n in read_lines(path)]
         missing = [n for n in self.names if not os.path.isfile(os.path.join(self.pc_dir, n))]
         if missing:
             raise DatasetError(f"{len(missing)} clouds listed in {list_dir} are missing from PC_PATH "
@@ -64,7 +65,8 @@ class ShapeNet(PointCloudDataset):
         points = read_npy(path)
         check_shape(points, (None, 3), path, 'cloud')
         check_finite(points, path)
-        points = pc_normalize(points[subset_indices(len(points), self.npoints, path)])
+        pick = subset_indices(len(points), self.npoints, path, rng=self.item_rng(index))
+        points = pc_normalize(points[pick], path)
         taxonomy_id, model_id = split_name(self.names[index])
         return taxonomy_id, model_id, torch.from_numpy(points)
 

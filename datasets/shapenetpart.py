@@ -77,5 +77,5 @@ class ShapeNetPart(PointCloudDataset):
 
     def __getitem__(self, index):
         xyz, category, parts, path = self.source.get(index)
-        pick = subset_indices(len(xyz), self.npoints, path, repeat=True)
-        return torch.from_numpy(pc_normalize(xyz)[pick]), category, torch.from_numpy(parts[pick])
+        pick = subset_indices(len(xyz), self.npoints, path, repeat=True, rng=self.item_rng(index))
+        return torch.from_numpy(pc_normalize(xyz, path)[pick]), category, torch.from_numpy(parts[pick])

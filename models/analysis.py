@@ -95,15 +95,6 @@ def transformer_config(config):
     return config.get('transformer_config', {})
 
 
-def decode_masked(model, x_vis, center_vis, center_mask, all_outputs=False):
-    """The decoder on the visible outputs (B, V, C) and M mask tokens -> (B, M, C), or with
-    ``all_outputs`` the outputs at all V + M positions (B, G, C)."""
-    B, M, _ = center_mask.shape
-    pos = model.decoder_pos_embed(torch.cat([center_vis, center_mask], dim=1))
-    x = torch.cat([x_vis, model.mask_token.expand(B, M, -1)], dim=1)
-    return model.MAE_decoder(x, pos, x.shape[1] if all_outputs else M)
-
-
 def masked_pass(model, points, mask_ratio, mask_type, generator):
     """Tokenize, mask, encode the visible patches: returns neighborhood (B, G, S, 3), centers
     (B, G, 3), order (B, G) = [visible indices, masked indices], V, and x_vis (B, V, C)."""
@@ -136,10 +127,10 @@ def cluster_assignment(model, config, points, mask_ratio=None, seed=0):
     generator = torch.Generator(points.device).manual_seed(seed)
     _, centers, order, V, x_vis = masked_pass(model, points, ratio, t.get('mask_type', 'rand'), generator)
     x = gather_points(centers, order)
-    if config.get('dense_tokens') == 'decoder':
-        h = decode_masked(model, x_vis, x[:, :V], x[:, V:], all_outputs=True)
+    if model.dense_tokens == 'decoder':
+        h = model.decode(x_vis, x[:, :V], x[:, V:])
     elif V < x.shape[1]:
-        h = torch.cat([x_vis, decode_masked(model, x_vis, x[:, :V], x[:, V:])], dim=1)
+        h = torch.cat([x_vis, model.decode(x_vis, x[:, :V], x[:, V:])], dim=1)
     else:
         h = x_vis
     assign = torch.softmax(model.cluster_head(h, x).float(), dim=-1)
@@ -167,7 +158,8 @@ def masked_reconstruction(model, config, points, mask_ratio=None, seed=0):
     B, G, S, _ = neighborhood.shape
     patches = gather_points((neighborhood + centers.unsqueeze(2)).reshape(B, G, S * 3), order).reshape(B, G, S, 3)
     x = gather_points(centers, order)
-    tokens = decode_masked(model, x_vis, x[:, :V], x[:, V:])
+    tokens = model.decode(x_vis, x[:, :V], x[:, V:])[:, V:] if model.dense_tokens == 'decoder' else \
+        model.decode(x_vis, x[:, :V], x[:, V:])
     predicted = head(tokens.transpose(1, 2)).transpose(1, 2).reshape(B, G - V, S, 3) + x[:, V:].unsqueeze(2)
     d1, d2, _, _ = chamfer_distance(predicted.reshape(-1, S, 3).float(), patches[:, V:].reshape(-1, S, 3).float())
     chamfer = (d1.mean(-1) + d2.mean(-1)).view(B, G - V).mean(-1)

@@ -10,7 +10,7 @@ from models.build import MODELS, check_choice
 from models.encoder import PointEncoder, backbone_kwargs, check_backbone_config
 from models.weight_init import init_vit_weights
 from utils.checkpoint_interop import OPEN, READABLE_KEYS
-from utils.config import ConfigError, check_keys
+from utils.config import ConfigError, Typed, check_keys
 
 TYPES = ('full', 'linear', 'mlp3')
 
@@ -46,9 +46,11 @@ class PointTransformer(PointEncoder):
     """
 
     CONFIG_KEYS = {
-        'NAME': 'PointTransformer', 'trans_dim': 384, 'encoder_dims': 384, 'depth': 12, 'num_heads': 6,
-        'drop_path_rate': 0.1, 'cls_dim': 40, 'group_size': 32, 'num_group': 64, 'point_channels': 4,
-        'fps_random_start': False, 'type': 'full',
+        'NAME': 'PointTransformer', 'num_heads': 6, 'drop_path_rate': 0.1, 'cls_dim': 40, 'group_size': 32,
+        'num_group': 64, 'fps_random_start': False, 'type': 'full',
+        # READABLE_KEYS: an int, or ``auto`` (read from the checkpoint)
+        'trans_dim': Typed(384, int, str), 'encoder_dims': Typed(384, int, str), 'depth': Typed(12, int, str),
+        'point_channels': Typed(4, int, str),
     }
 
     @classmethod
@@ -57,6 +59,10 @@ class PointTransformer(PointEncoder):
         ``auto`` are checked once filled."""
         cfg = check_keys(dict(config), cls.CONFIG_KEYS, where)
         check_choice(cfg['type'], TYPES, f'{where}.type')
+        for key in READABLE_KEYS:
+            if isinstance(cfg[key], str) and cfg[key] != OPEN:
+                raise ConfigError(f"{where}.{key}: expected an integer or {OPEN} (read from the checkpoint), "
+                                  f"found {cfg[key]!r}")
         if not isinstance(cfg['cls_dim'], int) or cfg['cls_dim'] < 2:
             raise ConfigError(f"{where}.cls_dim: {cfg['cls_dim']!r}; expected the number of classes (>= 2)")
         if not open_keys(cfg):
@@ -92,5 +98,5 @@ def open_keys(cfg):
 def default_open_keys(cfg):
     """``(cfg, filled)``: keys left ``auto`` set to ``CONFIG_KEYS``' defaults (no checkpoint to read
     them from: ``--scratch_model``, benchmarks) and the ``{key: value}`` filled."""
-    filled = {k: PointTransformer.CONFIG_KEYS[k] for k in open_keys(cfg)}
+    filled = {k: PointTransformer.CONFIG_KEYS[k].default for k in open_keys(cfg)}
     return {**cfg, **filled}, filled

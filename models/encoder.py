@@ -103,12 +103,14 @@ class PointEncoder(nn.Module):
         return (torch.cat([self.cls_token.expand(B, -1, -1), tokens], dim=1),
                 torch.cat([self.cls_pos.expand(B, -1, -1), pos], dim=1))
 
-    def encode(self, tokens, center):
+    def encode(self, tokens, center, norm=True):
         """tokens (B, T, C), their centers (B, T, 3) -> cls (B, C) or None, patches (B, T, C).
 
-        T is whatever subset the caller passes (V visible patches, or all G).
+        T is whatever subset the caller passes (V visible patches, or all G). ``norm=False``: the
+        last block's outputs without the final LayerNorm (the released code's g1 target).
         """
-        x = self.norm(self.blocks(*self._prepend_cls(tokens, self.pos_embed(center))))
+        x = self.blocks(*self._prepend_cls(tokens, self.pos_embed(center)))
+        x = self.norm(x) if norm else x
         return (None, x) if self.cls_token is None else (x[:, 0], x[:, 1:])
 
     def encode_blocks(self, tokens, center, after_blocks=(4, 8, 12)):

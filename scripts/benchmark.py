@@ -1,8 +1,9 @@
 """Benchmarks of whole training steps, in one run so the numbers compare.
 
     python scripts/benchmark.py pretrain --configs pretrain pretrain_released pretrain_pointmae \
-        --batch 16 --device cpu [--repeats 10] [--json out.json]
+        --batch 16 --device cpu [--amp off|bf16] [--repeats 10] [--json out.json]
     python scripts/benchmark.py finetune --device cpu [--batch 32] [--repeats 5] [--vote_clouds 32] [--json out.json]
+    python scripts/benchmark.py partseg --device cpu [--batch 16] [--types full frozen] [--repeats 3] [--json out.json]
 
 ``finetune`` (``bench_finetune``): the full-size fine-tuning step of ``cfgs/finetune_modelnet.yaml``
 (B=32, 8192-point synthetic clouds through the training data path: FPS to 1200, a random 1024,
@@ -12,6 +13,10 @@ second, V=10 votes each) done the project's way (FPS to 1200 once per cloud, cac
 ``tools.classification.VotingTest``) beside the naive way (FPS recomputed from the 8192 points
 for every vote, as Point-MAE does), the two interleaved repeat by repeat.
 
+``partseg``: the part-segmentation step at full size (B=16, 2048 points, G=128), see
+``scripts/benchmark_partseg.py``; it shares this module's timing (``interleaved_times``,
+``StepBench.timed`` / ``phases``) and peak memory (``peak_memory_mb``).
+
 For each config (``cfgs/<name>.yaml``; the model section only) it times a full training
 step — forward, backward, optimizer — on synthetic unit-sphere clouds: the configs are
 interleaved round-robin so machine noise hits them alike, and the median is reported
@@ -20,7 +25,8 @@ more steps per config give the per-phase breakdown (the model's ``phase/*`` rang
 backward and optimizer).
 Phases are timed by wall clock with the device synchronised at each range boundary
 (``PhaseTimer``). Peak memory: CUDA max allocated, or on CPU the peak resident set
-(VmHWM) of a child process that builds the model and runs the steps alone. On CUDA it also runs batch 128 in bf16.
+(VmHWM) of a child process that builds the model and runs the steps alone. ``--amp bf16`` runs
+the steps under bf16 autocast (default off); on CUDA it also runs batch 128 in bf16.
 """
 import argparse
 import contextlib
@@ -67,6 +73,10 @@ class StepBench:
         self.optimizer = build_optimizer(self.model, self.config.optimizer)
         self.points = synthetic_clouds(batch, self.config.npoints, device)
         self.amp = amp
+
+    def spawn_args(self, batch):
+        """(class, args) that rebuild this bench on the CPU in a child process (peak memory)."""
+        return StepBench, (self.name, batch, torch.device('cpu'), self.amp)
 
     def step(self):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -151,15 +161,16 @@ def peak_rss_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child_peak_rss(name, batch, steps, queue):
-    bench = StepBench(name, batch, torch.device('cpu'), amp=False)
+def _child_peak_rss(cls, args, steps, queue):
+    bench = cls(*args)
     for _ in range(steps):
         bench.step()
     queue.put(peak_rss_mb())
 
 
 def peak_memory_mb(bench, batch, steps=2):
-    """CUDA: max allocated during ``steps`` steps. CPU: peak RSS (MB) of a child doing the same."""
+    """CUDA: max allocated during ``steps`` steps. CPU: peak RSS (MB) of a child that rebuilds the
+    bench (``bench.spawn_args(batch)``) and does the same."""
     if bench.device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(bench.device)
         for _ in range(steps):
@@ -167,14 +178,16 @@ def peak_memory_mb(bench, batch, steps=2):
         return torch.cuda.max_memory_allocated(bench.device) / 2**20
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child_peak_rss, args=(bench.name, batch, steps, queue))
+    proc = ctx.Process(target=_child_peak_rss, args=(*bench.spawn_args(batch), steps, queue))
     proc.start()
+    result = queue.get()   # before join: a child blocked on a full pipe would never exit
     proc.join()
-    return queue.get() if proc.exitcode == 0 else float('nan')
+    return result if proc.exitcode == 0 else float('nan')
 
 
-def bench_pretrain(names, batch, device, repeats, warmup, amp):
-    benches = [StepBench(n, batch, device, amp) for n in names]
+def interleaved_times(benches, repeats, warmup):
+    """``warmup`` untimed steps per bench, then ``repeats`` rounds timing one step of each bench in
+    turn (round-robin, so machine noise hits them alike) -> {bench.name: [seconds]}."""
     for bench in benches:
         for _ in range(warmup):
             bench.step()
@@ -182,6 +195,12 @@ def bench_pretrain(names, batch, device, repeats, warmup, amp):
     for _ in range(repeats):
         for bench in benches:
             times[bench.name].append(bench.timed())
+    return times
+
+
+def bench_pretrain(names, batch, device, repeats, warmup, amp):
+    benches = [StepBench(n, batch, device, amp) for n in names]
+    times = interleaved_times(benches, repeats, warmup)
     rows = []
     for bench in benches:
         median = statistics.median(times[bench.name])
@@ -307,13 +326,7 @@ def bench_voting(n_clouds, device, repeats, amp, batch=32, raw_points=8192):
 def bench_finetune(batch, device, repeats, warmup, amp, types=('full', 'linear', 'mlp3')):
     """Rows {type, batch, amp_bf16, device, step_ms (median), samples_per_s, phases_ms} per protocol, interleaved."""
     benches = [FinetuneBench(t, batch, device, amp) for t in types]
-    for bench in benches:
-        for _ in range(warmup):
-            bench.step()
-    times = {b.name: [] for b in benches}
-    for _ in range(repeats):
-        for bench in benches:
-            times[bench.name].append(bench.timed())
+    times = interleaved_times(benches, repeats, warmup)
     rows = []
     for bench in benches:
         median = statistics.median(times[bench.name])
@@ -349,14 +362,17 @@ def main_finetune(args, device):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('what', choices=['pretrain', 'finetune'])
+    parser.add_argument('what', choices=['pretrain', 'finetune', 'partseg'])
+    parser.add_argument('--types', nargs='+', default=['full', 'frozen'], choices=['full', 'frozen'],
+                        help='partseg: model types (full fine-tuning, frozen backbone)')
     parser.add_argument('--configs', nargs='+', default=['pretrain', 'pretrain_released', 'pretrain_pointmae'])
     parser.add_argument('--baseline', default='pretrain_pointmae', help='config the ratio column divides by')
-    parser.add_argument('--batch', type=int, default=None, help='default 16 (pretrain), 32 (finetune)')
+    parser.add_argument('--batch', type=int, default=None, help='default 16 (pretrain, partseg), 32 (finetune)')
     parser.add_argument('--vote_clouds', type=int, default=32, help='finetune: test clouds of the voting benchmark')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--amp', default='off', choices=['off', 'bf16'], help='bf16 autocast of the forward')
     parser.add_argument('--json', default=None, help='write the numbers to this file')
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -368,8 +384,11 @@ def main():
                 json.dump(result, f, indent=2)
         return
     args.batch = args.batch or 16
+    if args.what == 'partseg':
+        from scripts.benchmark_partseg import main_partseg
+        return main_partseg(args, device)
     print(f'device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}')
-    rows = bench_pretrain(args.configs, args.batch, device, args.repeats, args.warmup, amp=False)
+    rows = bench_pretrain(args.configs, args.batch, device, args.repeats, args.warmup, amp=args.amp == 'bf16')
     if device.type == 'cuda':
         rows += bench_pretrain(args.configs, 128, device, args.repeats, args.warmup, amp=True)
     add_ratios(rows, args.baseline if args.baseline in args.configs else args.configs[0])

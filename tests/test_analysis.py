@@ -22,10 +22,11 @@ def points(seed=0):
 
 
 def one_view_maskclu():
-    """The paper's dense terms on one masked view (no global term), so a training forward and the
+    """The paper's dense terms on one masked view (no global term; one view has no other view to
+    pair with, so ``pairing: self``), so a training forward and the
     cluster view draw the same mask from the same seed."""
     cfg = tiny_model_config(NAME='MaskClu', views=1,
-                            losses={'global': {'weight_con': 0.0, 'weight_clu': 0.0, 'weight_orth': 0.0}})
+                            losses={'assign': {'pairing': 'self'}, 'global': {'weight_contrast': 0.0}})
     return perturb(build_model(cfg), 7), cfg
 
 
@@ -76,9 +77,11 @@ def test_cluster_view_without_masking_sees_every_patch(tmp_path):
     x = points(1)
     view = cluster_assignment(model, config, x, mask_ratio=0)
     assert not view.masked.any()
-    with torch.no_grad():
+    with torch.no_grad():  # the paper's dense set: the decoder at all G patches, here all visible
         _, centers, tokens = model.MAE_encoder.tokenize(x)
-        _, h = model.MAE_encoder.encode(tokens, centers)
+        _, x_vis = model.MAE_encoder.encode(tokens, centers)
+        pos = model.decoder_pos_embed(centers)
+        h = model.MAE_decoder.norm(model.MAE_decoder.blocks[0](x_vis + pos))  # tiny: decoder_depth 1
         expected = torch.softmax(model.cluster_head(h, centers), -1)
     torch.testing.assert_close(view.assignment, expected)
     # a point on a patch center takes that patch's cluster

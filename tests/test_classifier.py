@@ -67,3 +67,11 @@ def test_open_keys_must_be_filled_before_building():
         build_model(cfg)
     with pytest.raises(ConfigError, match=r'model\.cls_dim'):
         build_model({**classifier_cfg(), 'cls_dim': 1})
+
+
+@pytest.mark.parametrize('value, message', [('outo', r"model\.depth: expected an integer or auto .*'outo'"),
+                                            (1.5, r'model\.depth: expected an integer or a string')])
+def test_readable_keys_take_an_integer_or_auto(value, message):
+    from models import check_model_config
+    with pytest.raises(ConfigError, match=message):
+        check_model_config({**classifier_cfg(), 'depth': value})

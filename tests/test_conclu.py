@@ -15,7 +15,7 @@ from utils.config import ConfigError, load_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONCLU_VIEWS = [{'NAME': 'HalfSpaceCrop', 'keep': 0.85}, {'NAME': 'RotateUp', 'max_angle': 5.0, 'axis': 'y'},
                 {'NAME': 'Jitter', 'sigma': 0.01, 'clip': 0.025}]
-GLOBAL_ONLY = {'assign': {'weight': 0.0}, 'center': {'weight': 0.0}}
+GLOBAL_ONLY = {'assign': {'weight': 0.0}, 'center': {'weight': 0.0}, 'global': {'type': 'conclu'}}
 UNMASKED = {**TINY_TRANSFORMER, 'mask_ratio': 0.0}
 B, N = 4, 256
 
@@ -90,7 +90,7 @@ def test_view_transforms_also_feed_masked_views_and_reconstruction():
     model = build(cfg)
     grouped = record_inputs(model.MAE_encoder.group_divider)
     out = run(model)
-    assert set(out['terms']) == {'assign', 'center', 'global_con', 'global_clu', 'global_orth', 'reconstruction'}
+    assert set(out['terms']) == {'assign', 'center', 'global_contrast', 'reconstruction'}  # the paper's terms
     assert all(math.isfinite(v.item()) for v in out['terms'].values())
     assert grouped[0].shape[0] == 2 * B
 

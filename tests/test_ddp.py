@@ -4,7 +4,8 @@ Two kinds of checks:
 
 * ``test_two_ranks_match_one_process``: each of 2 processes (started with ``subprocess``
   and torchrun's environment: MASTER_ADDR/PORT, WORLD_SIZE, RANK, LOCAL_RANK) computes the
-  MaskClu loss (the paper's config at tiny sizes) on its half of a fixed global batch under
+  MaskClu loss (the paper's config at tiny sizes, and the same with ConClu's global term) on
+  its half of a fixed global batch under
   DistributedDataParallel; the mean over ranks of every term, and the DDP-averaged
   gradients, equal a single process on the whole batch.
 
@@ -43,7 +44,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 WORLD = 2
 GLOBAL_BATCH, NPOINTS = 8, 256
-TERMS_ONLY_NEEDING_GATHER = {'global_clu'}
+TERMS_ONLY_NEEDING_GATHER = {'conclu/global_clu'}
+# The objectives each run computes: the paper's, and the paper's with ConClu's global term (the
+# only term whose Sinkhorn couples the samples of a batch).
+OBJECTIVES = {'paper': {}, 'conclu': {'losses': {'global': {'type': 'conclu'}}}}
 
 
 # ----------------------------------------------------------------------- shared computation
@@ -52,11 +56,12 @@ def global_batch():
     return torch.rand(GLOBAL_BATCH, NPOINTS, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1
 
 
-def build_tiny_paper_model():
-    """The paper's model config at tiny sizes, without randomness other than the masks."""
+def build_tiny_paper_model(**model):
+    """The paper's model config at tiny sizes (``model`` merged over it), without randomness other
+    than the masks."""
     from conftest import tiny_model_config
     from models import build_model
-    cfg = tiny_model_config(fps_random_start=False, transformer_config={'drop_path_rate': 0.0})
+    cfg = tiny_model_config(fps_random_start=False, transformer_config={'drop_path_rate': 0.0}, **model)
     torch.manual_seed(0)
     model = build_model(cfg)
     model.train()
@@ -97,17 +102,21 @@ def compute(points):
     import models.maskclu as maskclu
     from utils import dist
 
-    model = build_tiny_paper_model()
-    maskclu.make_mask = fixed_masks(model.views, model.config['num_group'])
-    net = torch.nn.parallel.DistributedDataParallel(model) if dist.is_dist() else model
-    values, grads = loss_and_grads(net, model, points)
-    # The same forward with a per-rank batch Sinkhorn (the gather removed): must differ under DDP.
-    gather, rank = global_contrast.all_gather_cat, global_contrast.get_rank
-    global_contrast.all_gather_cat, global_contrast.get_rank = (lambda t: t), (lambda: 0)
-    with torch.no_grad():
-        local = {k: v.detach() for k, v in model(points)['terms'].items()}
-    global_contrast.all_gather_cat, global_contrast.get_rank = gather, rank
-    return {'values': values, 'grads': grads, 'per_rank_sinkhorn': local}
+    out = {'values': {}, 'grads': {}, 'per_rank_sinkhorn': {}}
+    for objective, overrides in OBJECTIVES.items():
+        model = build_tiny_paper_model(**overrides)
+        maskclu.make_mask = fixed_masks(model.views, model.config['num_group'])
+        net = torch.nn.parallel.DistributedDataParallel(model) if dist.is_dist() else model
+        values, grads = loss_and_grads(net, model, points)
+        # The same forward with a per-rank batch Sinkhorn (the gather removed): must differ under DDP.
+        gather, rank = global_contrast.all_gather_cat, global_contrast.get_rank
+        global_contrast.all_gather_cat, global_contrast.get_rank = (lambda t: t), (lambda: 0)
+        with torch.no_grad():
+            local = {k: v.detach() for k, v in model(points)['terms'].items()}
+        global_contrast.all_gather_cat, global_contrast.get_rank = gather, rank
+        for key, part in (('values', values), ('grads', grads), ('per_rank_sinkhorn', local)):
+            out[key].update({f'{objective}/{name}': value for name, value in part.items()})
+    return out
 
 
 # ------------------------------------------------------------------------------- the workers
@@ -156,8 +165,14 @@ def worker_env(**extra):
 
 def run_ranks(out_dir, timeout=120):
     """Start WORLD processes of ``loss_worker`` with torchrun's environment variables."""
+    return run_ranks_of(__file__, ['loss', out_dir], out_dir, timeout)
+
+
+def run_ranks_of(script, args, out_dir, timeout=120):
+    """Run ``python script *args`` as WORLD ranks with torchrun's environment variables; each rank
+    saves ``<out_dir>/rank<r>.pt``; returns those, loaded, by rank."""
     port = str(free_port())
-    procs = [subprocess.Popen([sys.executable, __file__, 'loss', out_dir], cwd=ROOT,
+    procs = [subprocess.Popen([sys.executable, script, *args], cwd=ROOT,
                               env=worker_env(MASTER_ADDR='127.0.0.1', MASTER_PORT=port, WORLD_SIZE=str(WORLD),
                                              RANK=str(rank), LOCAL_RANK=str(rank)),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -194,7 +209,9 @@ def single_result():
 
 def test_two_ranks_match_one_process(ddp_results, single_result):
     expected = single_result['values']
-    assert set(expected) == {'loss', 'assign', 'center', 'global_con', 'global_clu', 'global_orth'}
+    assert set(expected) == {'paper/loss', 'paper/assign', 'paper/center', 'paper/global_contrast', 'conclu/loss',
+                             'conclu/assign', 'conclu/center', 'conclu/global_con', 'conclu/global_clu',
+                             'conclu/global_orth'}
     for name, value in expected.items():
         mean = torch.stack([r['values'][name] for r in ddp_results]).mean()
         torch.testing.assert_close(mean, value, rtol=1e-5, atol=1e-5, msg=name)
@@ -215,14 +232,14 @@ def test_ddp_gradients_are_the_global_batch_gradients(ddp_results, single_result
 def test_the_comparison_would_catch_a_per_rank_sinkhorn(ddp_results, single_result):
     """Without the gather, the ranks' mean of ``global_clu`` differs; the other terms do not."""
     expected = single_result['values']
-    for name in expected.keys() - {'loss'}:
+    for name in expected.keys() - {'paper/loss', 'conclu/loss'}:
         mean = torch.stack([r['per_rank_sinkhorn'][name] for r in ddp_results]).mean()
         if name in TERMS_ONLY_NEEDING_GATHER:
             assert (mean - expected[name]).abs() > 1e-3, name
         else:
             torch.testing.assert_close(mean, expected[name], rtol=1e-5, atol=1e-5, msg=name)
     # in a single process the gather is the identity, so removing it changes nothing
-    torch.testing.assert_close(single_result['per_rank_sinkhorn']['global_clu'], expected['global_clu'],
+    torch.testing.assert_close(single_result['per_rank_sinkhorn']['conclu/global_clu'], expected['conclu/global_clu'],
                                rtol=1e-6, atol=1e-6)
 
 

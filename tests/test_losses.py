@@ -81,16 +81,19 @@ def test_assign_ce_is_log_p_for_uniform_logits_and_masked_uses_masked_patches():
 
 
 def test_released_assign_reduction_is_four_times_the_mean_ce():
-    """Released: column-normalised target, CE summed over patches and clusters, batch mean, x P/G."""
+    """Released (normalise='columns'): column-normalised targets, CE summed over patches and
+    clusters, batch mean, x P/G; at convergence 4x the rows-normalised mean CE (P = 16, G = 64)."""
     assert (P, G) == (16, 64)
     x = sphere()
     logits = rand(B, G, P, seed=4) * 2
     c = soft_centers(logits.softmax(-1), x)
-    loss = AssignLoss(iters=3000, tol=1e-6)
-    t = loss.targets(x, c)
-    column_normalised = t / t.sum(dim=1, keepdim=True)
-    released = -(column_normalised * logits.log_softmax(-1)).sum(dim=(1, 2)).mean() * P / G
-    torch.testing.assert_close(released, 4 * loss(logits, x, c), rtol=1e-4, atol=0)
+    rows = AssignLoss(iters=3000, tol=1e-9, pairing='self', cost='dist')
+    columns = AssignLoss(iters=3000, tol=1e-9, pairing='self', cost='dist', normalise='columns')
+    t = columns.targets(x, c)
+    torch.testing.assert_close(t.sum(1), torch.ones(B, P), rtol=0, atol=1e-6)
+    released = -(t * logits.log_softmax(-1)).sum(dim=(1, 2)).mean() * P / G
+    torch.testing.assert_close(columns(logits, x, c), released, rtol=1e-6, atol=0)
+    torch.testing.assert_close(columns(logits, x, c), 4 * rows(logits, x, c), rtol=1e-4, atol=0)
 
 
 # ---------------------------------------------------------------- center
@@ -98,15 +101,15 @@ def test_center_mean_reduction_is_welsch_of_nearest_squared_distance():
     x, c = sphere(), rand(B, P, 3, seed=5) * 0.5
     r = torch.cdist(x, c).amin(-1) ** 2
     expected = (1 - torch.exp(-r / (2 * 0.1 ** 2))).mean()
-    torch.testing.assert_close(CenterLoss(0.1)(x, c), expected, rtol=1e-5, atol=1e-6)
-    assert CenterLoss(0.1)(c[:, :1].expand(B, G, 3), c) == 0
+    torch.testing.assert_close(CenterLoss(0.1, kind='welsch')(x, c), expected, rtol=1e-5, atol=1e-6)
+    assert CenterLoss(0.1, kind='welsch')(c[:, :1].expand(B, G, 3), c) == 0
 
 
 def test_center_released_reduction_sums_over_the_batch():
     x, c = sphere() * 0.05, rand(B, P, 3, seed=5) * 0.05
     r = ((x.unsqueeze(2) - c.unsqueeze(1)) ** 2).sum(-1).amin(-1).sum(1)
     expected = (1 - torch.exp(-r / 2)).sum() * P / G
-    released = CenterLoss(1.0, 'released')
+    released = CenterLoss(1.0, 'released', 'welsch')
     torch.testing.assert_close(released(x, c), expected, rtol=1e-5, atol=1e-7)
     two_views = torch.cat([x, x]), torch.cat([c, c])
     torch.testing.assert_close(released(*two_views, num_views=2), expected, rtol=1e-5, atol=1e-7)

@@ -78,7 +78,7 @@ def test_two_epochs_write_config_log_metrics_and_checkpoints(pretrained):
     assert 'epoch 2/2' in log and 'steps per epoch' in log
 
     terms = term_names(config)
-    assert terms == {'assign', 'center', 'global_con', 'global_clu', 'global_orth'}  # the paper's objective
+    assert terms == {'assign', 'center', 'global_contrast'}  # the paper's objective
     records = read_metrics(path)
     train = [r for r in records if r['tag'] == 'train']
     epochs = [r for r in records if r['tag'] == 'epoch']

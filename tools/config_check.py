@@ -4,7 +4,7 @@ Every section is checked against what its consumer accepts, so a misspelt key
 (``num_gruop``) stops the run with the accepted keys listed. The released MaskClu configs (their
 schema, and their ``ptimizer`` typo) are translated first (``tools.config_translate``).
 """
-from utils.config import ANY, ConfigDict, ConfigError, check_keys
+from utils.config import ANY, ConfigDict, ConfigError, Typed, check_keys
 from utils.logger import get_logger
 from tools.config_translate import translate_released
 from tools.optim import check_optimizer_config, check_scheduler_config
@@ -23,7 +23,7 @@ TOP_LEVEL = {
     'grad_norm_clip': None,
     'consider_metric': None,
     'train_transforms': [{'NAME': 'ScaleAndTranslate'}],
-    'amp': 'auto',
+    'amp': Typed('auto', str, bool),
     'compile': False,
     'log_freq': 20,
     'ckpt_save_freq': 50,
@@ -74,6 +74,10 @@ def validate_config(cfg, path):
     out['dataset'] = check_dataset_section(out['dataset'], f'{path}: dataset')
     out['model'] = check_model_section(out['model'], f'{path}: model')
     check_transforms(out['train_transforms'], f'{path}: train_transforms')
+    missing = [s for s in ('svm_train', 'svm_test') if s not in out['dataset']] if out['svm_probe']['freq'] else []
+    if missing:
+        raise ConfigError(f"{path}: svm_probe.freq is {out['svm_probe']['freq']} but dataset.{missing[0]} is not "
+                          f"set (the probe's splits: dataset.svm_train and dataset.svm_test; freq 0 turns it off)")
     if 'classification' in out:
         from tools.classification import classification_config
         classification_config(out, f'{path}: classification')

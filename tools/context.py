@@ -19,11 +19,12 @@ class RunContext:
 
     ``device``: this rank's torch device; ``experiment_path``: the run's folder (config.yaml,
     log.txt, metrics.jsonl, checkpoints, results.json); ``mode``: pretrain, finetune, test,
-    fewshot or svm; ``seed``: the base seed (each rank seeds ``seed + rank``); ``rank`` /
+    fewshot or svm (main.py), partseg, partseg_test or dense_probe (trainpartseg.py); ``seed``: the base seed (each rank seeds ``seed + rank``); ``rank`` /
     ``world_size`` / ``local_rank``: the process group (0 / 1 / 0 without DDP). The flags:
     ``resume`` (continue from ``ckpt-last.pth``), ``val_freq`` (evaluate every N epochs),
     ``vote`` (voting evaluation while fine-tuning), ``ckpts`` (checkpoint to fine-tune, test or
-    probe), ``start_ckpts`` (initial weights), ``scratch`` (``--scratch_model``),
+    probe), ``start_ckpts`` (initial weights), ``partial_load`` (``--partial_load``: let shape
+    mismatches of ``start_ckpts`` load partially), ``scratch`` (``--scratch_model``),
     ``num_workers``, ``deterministic``, ``sync_bn``, few-shot ``way``/``shot``/``fold``
     (-1 / -1 / -2 when not few-shot).
     """
@@ -39,6 +40,7 @@ class RunContext:
     vote: bool = False
     ckpts: Optional[str] = None
     start_ckpts: Optional[str] = None
+    partial_load: bool = False
     scratch: bool = False
     num_workers: int = 4
     deterministic: bool = False
@@ -68,6 +70,7 @@ class RunContext:
         return cls(device=torch.device(device), experiment_path=args.experiment_path, mode=args.mode,
                    seed=args.seed, rank=dist.get_rank(), world_size=dist.get_world_size(),
                    local_rank=local_rank, resume=args.resume, val_freq=args.val_freq, vote=args.vote,
-                   ckpts=args.ckpts, start_ckpts=args.start_ckpts, scratch=args.scratch_model,
+                   ckpts=args.ckpts, start_ckpts=args.start_ckpts,
+                   partial_load=args.partial_load, scratch=args.scratch_model,
                    num_workers=args.num_workers, deterministic=args.deterministic, sync_bn=args.sync_bn,
                    way=args.way, shot=args.shot, fold=args.fold)

@@ -3,12 +3,13 @@ import inspect
 
 import torch
 
-from utils.config import ConfigError
+from utils.config import ConfigError, check_type
 from utils.lr_scheduler import CosineWarmupLR
 from utils.registry import unknown_name_message
 
 OPTIMIZERS = {'AdamW': torch.optim.AdamW, 'Adam': torch.optim.Adam, 'SGD': torch.optim.SGD}
-SCHEDULER_KEYS = {'epochs', 'initial_epochs', 'warmup_lr_init', 'min_lr'}
+# CosLR kwargs and the defaults that give their types (``epochs`` is required).
+SCHEDULER_KEYS = {'epochs': 300, 'initial_epochs': 0, 'warmup_lr_init': 1e-6, 'min_lr': 1e-6}
 NO_DECAY_NAMES = ('token', 'cls_pos')
 
 
@@ -27,10 +28,21 @@ def param_groups(model, weight_decay):
 
 
 def _check_kwargs(fn, kwargs, where):
-    accepted = set(inspect.signature(fn).parameters) - {'self', 'params', 'optimizer'}
-    for key in kwargs:
+    """Names against ``fn``'s signature; values against the types of its defaults (a numeric
+    default takes any number, a tuple of numbers a list or tuple of numbers)."""
+    params = inspect.signature(fn).parameters
+    accepted = set(params) - {'self', 'params', 'optimizer'}
+    for key, value in kwargs.items():
         if key not in accepted:
             raise ConfigError(f'{where}: ' + unknown_name_message('key', key, accepted))
+        default = params[key].default
+        if isinstance(default, int) and not isinstance(default, bool):
+            default = float(default)  # e.g. SGD's momentum=0: a float in practice
+        if default is not inspect.Parameter.empty:
+            check_type(value, default, f'{where}.{key}')
+        if isinstance(default, tuple):
+            for i, item in enumerate(value):
+                check_type(item, 0.0, f'{where}.{key}[{i}]')
 
 
 def check_optimizer_config(cfg, where='optimizer'):
@@ -44,11 +56,20 @@ def check_optimizer_config(cfg, where='optimizer'):
 
 
 def check_scheduler_config(cfg, where='scheduler'):
+    """Type, kwargs names and types (``SCHEDULER_KEYS``), and epochs > warm-up epochs."""
     if cfg.get('type') != 'CosLR':
         raise ConfigError(f"{where}.type: " + unknown_name_message('scheduler', cfg.get('type'), ['CosLR']))
-    for key in cfg.get('kwargs') or {}:
+    kwargs = cfg.get('kwargs') or {}
+    for key, value in kwargs.items():
         if key not in SCHEDULER_KEYS:
             raise ConfigError(f'{where}.kwargs: ' + unknown_name_message('key', key, SCHEDULER_KEYS))
+        check_type(value, SCHEDULER_KEYS[key], f'{where}.kwargs.{key}')
+    if 'epochs' not in kwargs:
+        raise ConfigError(f'{where}.kwargs.epochs: missing (the length of the cosine schedule in epochs)')
+    warmup = kwargs.get('initial_epochs', 0)
+    if kwargs['epochs'] <= warmup:
+        raise ConfigError(f"{where}.kwargs: epochs ({kwargs['epochs']}) must exceed the warm-up epochs "
+                          f"initial_epochs ({warmup})")
 
 
 def build_optimizer(model, cfg):

@@ -13,17 +13,17 @@ from datasets import build_dataloader, unpack_batch
 from models import build_model
 from tools.svm import SvmProbe
 from tools.trainer import Task, Trainer
-from utils.config import ConfigError
 from utils.meters import AverageMeter, reduce_meter
 from utils.transforms import build_transforms
 
 
 class PretrainTask(Task):
-    """Pre-training of ``config.model`` (MaskClu, Point_MAE, ...) on ``dataset.train``."""
-    best_metric = {'name': 'svm_acc', 'mode': 'max'}
+    """Pre-training of ``config.model`` (MaskClu, Point_MAE, ...) on ``dataset.train``; the best
+    epoch is the one with the highest probe accuracy when the probe runs."""
 
     def __init__(self, ctx, config, logger):
         self.ctx, self.config, self.logger = ctx, config, logger
+        self.best_metric = {'name': 'svm_acc', 'mode': 'max'} if config.svm_probe.freq else None
         loader_args = dict(total_bs=config.total_bs, seed=ctx.seed, num_workers=ctx.num_workers,
                            pin_memory=ctx.pin_memory)
         self.train_loader = build_dataloader(config.dataset.train, train=True, **loader_args)
@@ -34,14 +34,11 @@ class PretrainTask(Task):
         if 'val' in config.dataset:
             self.val_loader = build_dataloader(config.dataset.val, train=False, **loader_args)
         self.probe = None
-        if config.svm_probe.freq:
-            missing = [s for s in ('svm_train', 'svm_test') if s not in config.dataset]
-            if missing:
-                raise ConfigError(f"svm_probe.freq is {config.svm_probe.freq} but the config has no "
-                                  f"dataset.{' / dataset.'.join(missing)} (labelled splits to probe on)")
+        if config.svm_probe.freq:  # its splits are checked by tools.config_check
             self.probe = SvmProbe(config.dataset.get('svm_train'), config.dataset.get('svm_test'),
                                   npoints=config.npoints, batch_size=config.total_bs, device=ctx.device,
                                   seed=ctx.seed, num_workers=ctx.num_workers, pin_memory=ctx.pin_memory)
+            self.probe.open()  # now: a bad probe file stops the run before the first step
         self.evaluations = [(ctx.val_freq if self.val_loader is not None else 0, self.validate),
                             (config.svm_probe.freq, self.svm_probe)]
 

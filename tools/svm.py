@@ -110,6 +110,11 @@ class SvmProbe:
                                                    pin_memory=self.pin_memory, where=f'svm {split} split')
         return self.loaders[split]
 
+    def open(self):
+        """Build both loaders now (a bad file stops the run before any training)."""
+        for split in self.entries:
+            self.loader(split)
+
     def features(self, feature_fn):
         return tuple(extract_features(feature_fn, self.loader(split), self.device,
                                       self.entries[split].get('npoints') or self.npoints)

@@ -278,7 +278,8 @@ def _rename(state_dict, pairs):
 BACKBONE_KEY = re.compile(r'^(MAE_encoder\.)?(encoder|pos_embed|blocks|norm|cls_token|cls_pos)(\.|$)')
 
 
-def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False, source=None):
+def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False, strict_shapes=False,
+                    opt_in='partial=True', source=None):
     """Load pre-trained (or fine-tuned) weights non-strictly and log a grouped report.
 
     ``path_or_ckpt`` is a file or an already loaded checkpoint dict. Prefixes are stripped and
@@ -287,8 +288,11 @@ def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False,
     names and shapes match. A shape mismatch on a backbone weight (``BACKBONE_KEY``) raises a
     one-line ``CheckpointError`` with the config key that fixes it, before anything is loaded,
     unless ``partial=True`` (then, like mismatches in heads, it is reported and the weight stays
-    as initialised). Hints: ``hints`` (regex -> message) tried before ``utils.load_report.HINTS``.
-    ``source`` names an already loaded checkpoint in messages. Returns a ``LoadReport``.
+    as initialised). ``strict_shapes=True`` treats a mismatch anywhere (heads too) like one in the
+    backbone (``--start_ckpts``: the whole model is meant to continue). ``opt_in`` names the
+    partial load in the error (``--partial_load`` for the command line). Hints: ``hints``
+    (regex -> message) tried before ``utils.load_report.HINTS``. ``source`` names an already
+    loaded checkpoint in messages. Returns a ``LoadReport``.
     """
     source = os.fspath(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else source or 'the given checkpoint'
     ckpt = load_checkpoint(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else path_or_ckpt
@@ -297,11 +301,13 @@ def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False,
     state, renamed = _state_for_model(extract_state_dict(ckpt, source), own)
     report = _compare(state, own, source, [*(hints or {}).items(), *HINTS.items()])
     report.unexpected = [renamed.get(k, k) for k in report.unexpected]  # as the file names them
-    backbone = [m for m in report.mismatched if BACKBONE_KEY.match(m.key)]
-    if backbone and not partial:
-        more = f' (and {len(backbone) - 1} more backbone tensors)' if len(backbone) > 1 else ''
-        raise CheckpointError(f"{source} does not fit the model's backbone: {backbone[0]}{more}; nothing "
-                              f"was loaded (a partial load, partial=True, would leave them as initialised)")
+    blocking = [m for m in report.mismatched if strict_shapes or BACKBONE_KEY.match(m.key)]
+    if blocking and not partial:
+        part = 'model' if strict_shapes else "model's backbone"
+        more = f' (and {len(blocking) - 1} more tensors)' if len(blocking) > 1 else ''
+        raise CheckpointError(f"{source} does not fit the {part}: {blocking[0]}{more}; nothing was loaded "
+                              f"(a partial load, {opt_in}, would load the {len(report.loaded)}/{report.total} "
+                              f"tensors that fit and leave the rest as initialised)")
     target.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
     _log_report(report, logger or get_logger())
     return report

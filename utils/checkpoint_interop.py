@@ -22,10 +22,11 @@ from utils.config import ConfigError
 OPEN = 'auto'
 READABLE_KEYS = ('point_channels', 'trans_dim', 'encoder_dims', 'depth')
 
-# Released MaskClu modules without a counterpart here, exported as neutral LayerNorms (weight 1,
-# bias 0) so that its strict loader accepts the file: ``norm`` (a second LayerNorm on the decoder
-# output; there it renormalises our decoder output) and ``cut_pool.norm`` (on the pooled cluster
-# features, which its losses do not use).
+# Released MaskClu LayerNorms, exported as neutral LayerNorms (weight 1, bias 0) when our model
+# lacks them so that its strict loader accepts the file: ``norm`` (a second LayerNorm on the
+# decoder output; ours, under the same name, with ``decoder_extra_norm: true`` as in
+# cfgs/pretrain_released.yaml, else there it renormalises our decoder output) and
+# ``cut_pool.norm`` (on the pooled cluster features, which its losses do not use).
 RELEASED_ONLY_NORMS = ('norm', 'cut_pool.norm')
 
 

@@ -7,11 +7,15 @@
 * A dataset entry ``{_base_: ds.yaml, others: {...}}`` is flattened: ``others`` is merged
   into the entry, so ``cfg.dataset.train`` holds NAME, DATA_PATH, subset, npoints, ...
 * ``--opts a.b=value`` overrides are parsed as YAML scalars/lists.
-* ``check_keys`` rejects unknown keys (listing the accepted ones, with a close match)
-  and fills defaults from a schema of nested dicts.
+* One YAML loader (``yaml_load``, for files and ``--opts``) reads ``5e-4`` and ``1e6`` as
+  floats (YAML 1.1 needs a dot in a float: PyYAML reads them as strings).
+* ``check_keys`` rejects unknown keys (listing the accepted ones, with a close match),
+  type-checks every value against its default's type (``check_type``) and fills defaults
+  from a schema of nested dicts.
 """
 import copy
 import os
+import re
 
 import yaml
 
@@ -20,6 +24,29 @@ from utils.registry import unknown_name_message
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ANY = object()  # schema marker: the value is not checked (free-form)
+
+
+class Typed:
+    """Schema entry whose value may have other types than its default's:
+    ``Typed('auto', str, bool)`` defaults to ``'auto'`` and also accepts ``true``/``false``."""
+
+    def __init__(self, default, *types):
+        self.default, self.types = default, types
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``5e-4``, ``1e6``, ``-2E+3`` as floats (YAML 1.2)."""
+
+
+ConfigLoader.add_implicit_resolver(
+    'tag:yaml.org,2002:float',
+    re.compile(r'^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$'),
+    list('-+0123456789.'))
+
+
+def yaml_load(stream):
+    """Parse YAML text or a stream with ``ConfigLoader`` (the one loader of configs and ``--opts``)."""
+    return yaml.load(stream, Loader=ConfigLoader)
 
 
 class ConfigError(ValueError):
@@ -67,7 +94,7 @@ def load_yaml(path):
     """Read one YAML file into a plain dict; errors name the file."""
     try:
         with open(path) as f:
-            data = yaml.safe_load(f)
+            data = yaml_load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as e:
@@ -137,7 +164,7 @@ def parse_opts(opts):
         key, value = item.split('=', 1)
         if not key or any(not part for part in key.split('.')):
             raise ConfigError(f"--opts '{item}': empty key part")
-        parsed.append((key.split('.'), yaml.safe_load(value) if value else None))
+        parsed.append((key.split('.'), yaml_load(value) if value else None))
     return parsed
 
 
@@ -163,11 +190,14 @@ def load_config(path, opts=None):
 
 
 def check_keys(cfg, schema, where):
-    """Reject keys of ``cfg`` not in ``schema`` and fill missing defaults, recursively.
+    """Reject keys of ``cfg`` not in ``schema``, type-check the values and fill missing
+    defaults, recursively.
 
     ``schema`` is a dict of key -> default; a dict default is checked recursively
     (when the config value is also a dict), ``ANY`` accepts anything, ``None`` means
-    "optional, no default". Returns a new dict; ``where`` names the section in errors.
+    "optional, no default", ``Typed(default, *types)`` widens the accepted types. Every other
+    value must have its default's type (``check_type``). Returns a new dict; ``where`` names
+    the section in errors.
     """
     if not isinstance(cfg, dict):
         raise ConfigError(f"{where}: expected a mapping, found {cfg!r}")
@@ -176,13 +206,62 @@ def check_keys(cfg, schema, where):
         if key not in schema:
             raise ConfigError(f"{where}: " + unknown_name_message('key', key, schema))
         default = schema[key]
+        check_type(value, default, _child(where, key))
         if isinstance(default, dict) and default and isinstance(value, dict):
-            value = check_keys(value, default, f"{where}.{key}")
+            value = check_keys(value, default, _child(where, key))
         out[key] = value
     for key, default in schema.items():
+        default = default.default if isinstance(default, Typed) else default
         if key not in out and default is not None and default is not ANY:
-            out[key] = copy.deepcopy(check_keys({}, default, f"{where}.{key}") if isinstance(default, dict) and default else default)
+            out[key] = copy.deepcopy(check_keys({}, default, _child(where, key)) if isinstance(default, dict) and default else default)
     return out
+
+
+def _child(where, key):
+    """The name of ``key`` inside the section ``where`` (``model.num_group``; at the top of a
+    config file ``cfgs/x.yaml: max_epoch``)."""
+    return f"{where}: {key}" if where.endswith(('.yaml', '.yml')) else f"{where}.{key}"
+
+
+def expected_types(default):
+    """The types a value replacing ``default`` may have (None: anything): a number for a float
+    (ints too), an int (not a bool) for an int, a list or tuple for a sequence, else the default's
+    own type."""
+    if isinstance(default, Typed):
+        return default.types
+    if default is None or default is ANY:
+        return None
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, float):
+        return (int, float)
+    if isinstance(default, (list, tuple)):
+        return (list, tuple)
+    return (dict,) if isinstance(default, dict) else (type(default),)
+
+
+def check_type(value, default, where):
+    """Raise a one-line ``ConfigError`` naming ``where``, ``value`` and the expected type when
+    ``value`` does not have the type of ``default`` (see ``expected_types``)."""
+    types = expected_types(default)
+    if types is None:
+        return
+    bad_bool = isinstance(value, bool) and bool not in types  # a bool is an int to python
+    if bad_bool or not isinstance(value, types):
+        names = 'a number' if set(types) == {int, float} else 'a list' if set(types) == {list, tuple} else \
+            ' or '.join(article(TYPE_NAMES.get(t, t.__name__)) for t in types)
+        shown = default.default if isinstance(default, Typed) else default
+        found = article(TYPE_NAMES.get(type(value), type(value).__name__))
+        raise ConfigError(f"{where}: expected {names} (default {shown!r}), found {value!r} ({found})")
+
+
+TYPE_NAMES = {bool: 'a boolean', int: 'an integer', float: 'a number', str: 'a string', list: 'a list',
+              tuple: 'a tuple', dict: 'a mapping', type(None): 'null'}
+
+
+def article(name):
+    """``'an integer'`` stays; a bare type name gets ``a``."""
+    return name if name.startswith(('a ', 'an ', 'null')) else f'a {name}'
 
 
 def save_config(cfg, path):

@@ -22,6 +22,11 @@ def build_parser():
     ckpt.add_argument('--ckpts', default=None, help='checkpoint to fine-tune / test / probe')
     ckpt.add_argument('--start_ckpts', default=None, help='initialise the model from this checkpoint')
     ckpt.add_argument('--resume', action='store_true', help='continue from <experiment>/ckpt-last.pth')
+    ckpt.add_argument('--partial_load', action='store_true',
+                      help='load the tensors of --start_ckpts that fit and keep the others as initialised '
+                           '(without it a shape mismatch stops the run)')
+    ckpt.add_argument('--allow_changes', nargs='+', default=[], metavar='KEY',
+                      help='with --resume: accept these config keys (or sections) differing from the saved config')
     fs = p.add_argument_group('few-shot')
     fs.add_argument('--way', type=int, default=-1)
     fs.add_argument('--shot', type=int, default=-1)
@@ -55,6 +60,11 @@ def contradiction(args):
         (args.test and (args.finetune_model or args.scratch_model),
          '--test evaluates; drop --finetune_model/--scratch_model'),
         (args.resume and args.start_ckpts, '--resume continues the experiment; --start_ckpts would be ignored'),
+        (args.allow_changes and not args.resume, '--allow_changes applies to --resume only'),
+        (args.ckpts and mode_of(args) == 'pretrain',
+         '--ckpts is read by --finetune_model/--test/--svm/few-shot; pre-training starts from a checkpoint '
+         'with --start_ckpts'),
+        (args.partial_load and not args.start_ckpts, '--partial_load applies to --start_ckpts only'),
         (args.scratch_model and args.ckpts, '--scratch_model trains from scratch; --ckpts would be ignored'),
         (any(fewshot) and not all(fewshot), 'few-shot needs all of --way, --shot and --fold'),
         (all(fewshot) and args.way not in FEWSHOT_WAYS, f'--way must be one of {FEWSHOT_WAYS}'),

@@ -1,10 +1,10 @@
-"""Dense cluster-assignment term ``assign`` (method 2.2): the clustering head, soft centers, CE."""
+"""Dense cluster-assignment term ``assign`` (method 2.3-2.4): the clustering head, soft centers, CE."""
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from extensions import gather_points, knn_points
-from models.sinkhorn import sinkhorn
+from models.sinkhorn import at_least_float32, sinkhorn
 
 
 def pairwise_sq_dist(x, c):
@@ -32,7 +32,7 @@ def knn_affinity(x, h, k):
     """
     B, G, _ = x.shape
     dist2, idx = knn_points(x, x, k)
-    hn = F.normalize(h.float(), dim=-1)
+    hn = F.normalize(at_least_float32(h), dim=-1)
     cos = (hn.unsqueeze(2) * gather_points(hn, idx)).sum(-1)
     mean_d = torch.cdist(x, x).mean(dim=(1, 2)).view(B, 1, 1)
     weight = torch.exp(mean_d - dist2.clamp_min(0).sqrt()) * (1 + cos)
@@ -84,32 +84,58 @@ class ClusterHead(nn.Module):
 
 
 class AssignLoss(nn.Module):
-    """Mean cross-entropy between Sinkhorn pseudo-labels and the soft assignment.
+    """Cross-entropy between balanced Sinkhorn pseudo-labels and the soft assignment (method 2.4, 2.6).
 
-    forward(logits Z (B, G, P), x X (B, G, 3), centers c (B, P, 3), num_visible V) -> scalar.
-    Targets T (B, G, P) = ``sinkhorn(-||X_i - c_p|| / tau_s, eps, iters)`` (stop-gradient,
-    rows sum to 1, G/P patches per cluster on average); loss ``-sum_p T_ip log softmax(Z)_ip``
-    averaged over the batch and the patches named by ``patches``: ``all`` or ``masked`` (the dense
-    token order is V visible patches then M masked ones, so masked = positions >= V).
+    forward(logits Z (R, G, P), x X (R, G, 3), centers c (R, P, 3), num_visible V, views) -> scalar,
+    with R = views * B (view v of sample b in row v*B + b). Targets T (R, G, P) =
+    ``sinkhorn(-cost(X_i, c'_p) / tau_s)`` under stop-gradient, where ``c'`` are
 
-    The released code instead normalises T per column (columns sum to 1), sums the CE over
-    patches and clusters, averages over the batch and multiplies by P/G: at convergence that
-    is (P/G)^2 * G * mean CE = P^2/G * mean CE, i.e. exactly 4x this loss for P = 16, G = 64,
-    hence weight 4 in the released config.
+    * ``pairing='cross'`` (the paper, Eqs. 5-6): the *other* view's centroids (rows of view a get
+      view b's and vice versa), so each view predicts how the other one clusters the cloud;
+    * ``pairing='self'`` (released): the row's own centroids;
+
+    and ``cost`` is ``sq`` (||X_i - c_p||^2, the paper) or ``dist`` (||X_i - c_p||, released).
+
+    ``normalise='rows'``: rows of T sum to 1 (G/P patches per cluster once converged); the loss
+    is ``-(1/G) sum_ip T_ip log softmax(Z)_ip`` averaged over B and, with ``pairing='cross'``,
+    summed over the two views as Eq. 6 writes it (``self``: averaged over the views); with
+    ``patches='masked'`` only the patches at positions >= V (the masked ones) are averaged.
+    ``normalise='columns'`` (released): columns of T sum to 1, the CE is summed over patches
+    and clusters, averaged over the rows and multiplied by P/G (at convergence P^2/G times the
+    mean CE: 4x for P = 16, G = 64).
+    Sinkhorn: ``eps``, ``iters`` (maximum with ``tol``), ``tol`` (the released stopping rule).
     """
 
-    def __init__(self, tau_s=0.5, eps=0.01, iters=100, tol=None, patches='all'):
+    def __init__(self, tau_s=0.5, eps=0.01, iters=100, tol=None, patches='all', pairing='cross', cost='sq',
+                 normalise='rows'):
         super().__init__()
         self.tau_s, self.eps, self.iters, self.tol, self.patches = tau_s, eps, iters, tol, patches
+        self.pairing, self.cost, self.normalise = pairing, cost, normalise
 
     @torch.no_grad()
-    def targets(self, x, centers, sq_dist=None):
-        """x (B, G, 3), centers (B, P, 3) -> Sinkhorn targets T (B, G, P), no gradient.
-        ``sq_dist`` (B, G, P): the squared distances when the caller already has them."""
-        if sq_dist is None:
-            sq_dist = pairwise_sq_dist(x.float(), centers.float())
-        return sinkhorn(-sq_dist.float().sqrt() / self.tau_s, self.eps, self.iters, self.tol)
+    def targets(self, x, centers, sq_dist=None, views=1):
+        """x (R, G, 3), centers (R, P, 3) -> Sinkhorn targets T (R, G, P), no gradient.
+        ``sq_dist`` (R, G, P): ||X_i - c_p||^2 of each row's own centroids, when the caller has it."""
+        if self.pairing == 'cross':
+            sq_dist = pairwise_sq_dist(at_least_float32(x), at_least_float32(other_view(centers, views)))
+        elif sq_dist is None:
+            sq_dist = pairwise_sq_dist(at_least_float32(x), at_least_float32(centers))
+        cost = at_least_float32(sq_dist)
+        cost = cost if self.cost == 'sq' else cost.sqrt()
+        return sinkhorn(-cost / self.tau_s, self.eps, self.iters, self.tol, self.normalise)
 
-    def forward(self, logits, x, centers, num_visible=0, sq_dist=None):
-        ce = -(self.targets(x, centers, sq_dist) * F.log_softmax(logits.float(), dim=-1)).sum(-1)
-        return ce[:, num_visible:].mean() if self.patches == 'masked' else ce.mean()
+    def forward(self, logits, x, centers, num_visible=0, sq_dist=None, views=1):
+        log_p = F.log_softmax(at_least_float32(logits), dim=-1)
+        ce = -(self.targets(x, centers, sq_dist, views) * log_p).sum(-1)
+        if self.normalise == 'columns':
+            return ce.sum(-1).mean() * logits.shape[-1] / logits.shape[1]
+        ce = ce[:, num_visible:] if self.patches == 'masked' else ce
+        return ce.mean() * (views if self.pairing == 'cross' else 1)
+
+
+def other_view(rows, views):
+    """rows (views*B, ...) with view v of sample b in row v*B + b -> the same rows with the views
+    swapped (view a's rows hold view b's and vice versa); the rows themselves for one view."""
+    if views == 1:
+        return rows
+    return rows.unflatten(0, (views, -1)).flip(0).flatten(0, 1)

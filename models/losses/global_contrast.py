@@ -1,15 +1,22 @@
-"""Global (instance-level) term ``global`` (method 2.4): ConClu two-view or the released variant."""
+"""Global (instance-level) term ``global``: the paper (method 2.4), ConClu (2.5) or released (2.6)."""
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.sinkhorn import sinkhorn
+from models.sinkhorn import at_least_float32, sinkhorn
 from utils.dist import all_gather_cat, get_rank
 
 
 def simsiam_distance(p, z):
     """``D(p, z) = 2 - 2 cos(p, z)`` averaged over the batch: p, z (B, D) -> scalar (in [0, 4])."""
-    return (2 - 2 * F.cosine_similarity(p.float(), z.float(), dim=-1)).mean()
+    return (2 - 2 * F.cosine_similarity(at_least_float32(p), at_least_float32(z), dim=-1)).mean()
+
+
+def symmetric_distance(f, z):
+    """The paper's ``D(f, z) = 2 - cos(f, sg z) - cos(sg f, z)`` averaged over the batch: f, z (B, D)
+    -> scalar. Its value is ``2 - 2 cos(f, z)``; each cosine sends gradient to one side only."""
+    f, z = at_least_float32(f), at_least_float32(z)
+    return (2 - F.cosine_similarity(f, z.detach(), dim=-1) - F.cosine_similarity(f.detach(), z, dim=-1)).mean()
 
 
 def projector(in_dim, hidden=1024, out_dim=256):
@@ -37,8 +44,24 @@ def batch_codes(scores, eps, iters):
     return sinkhorn(all_gather_cat(scores), eps, iters).narrow(0, get_rank() * B, B)
 
 
+class PaperGlobalLoss(nn.Module):
+    """The paper's global contrast between two masked views (Alg. 2, ``global: {type: paper}``).
+
+    forward(cls (2B, C), patches (2B, V, C)): the encoder's cls output and visible patch outputs
+    of both views stacked (view a rows first) -> ``{'global_contrast': D(f_a, z_b) + D(f_b, z_a)}``
+    with ``f_v`` the cls output of view v, ``z_v`` = max over its V patch outputs and ``D`` the
+    symmetric stop-gradient distance (``symmetric_distance``). No parameters (no projector,
+    predictor, prototypes or Sinkhorn).
+    """
+
+    def forward(self, cls, patches):
+        f_a, f_b = cls.chunk(2)
+        z_a, z_b = patches.amax(dim=1).chunk(2)
+        return {'global_contrast': symmetric_distance(f_a, z_b) + symmetric_distance(f_b, z_a)}
+
+
 class ConCluGlobalLoss(nn.Module):
-    """ConClu's contrasting + clustering between two masked views (the paper's default).
+    """ConClu's contrasting + clustering between two views (``global: {type: conclu}``).
 
     forward(f_a, f_b) with global features (B, 2C) of views a, b -> dict of the active terms:
     ``global_con`` = D(p_a, sg z_b) + D(p_b, sg z_a) with z = g(f), p = q(z);
@@ -75,9 +98,9 @@ class ConCluGlobalLoss(nn.Module):
     def swapped_prediction(self, z_a, z_b, p_a, p_b):
         """z, p (B, 256) per view -> -mean_b sum_j (s_a log gamma_b + s_b log gamma_a)."""
         protos = F.normalize(self.prototypes, dim=-1)
-        s_a, s_b = (batch_codes(F.normalize(z.detach().float(), dim=-1) @ protos.detach().t(), self.eps, self.iters)
+        s_a, s_b = (batch_codes(F.normalize(at_least_float32(z.detach()), dim=-1) @ protos.detach().t(), self.eps, self.iters)
                     for z in (z_a, z_b))
-        log_g_a, log_g_b = (F.log_softmax(F.normalize(p.float(), dim=-1) @ protos.t() / self.tau, dim=-1)
+        log_g_a, log_g_b = (F.log_softmax(F.normalize(at_least_float32(p), dim=-1) @ protos.t() / self.tau, dim=-1)
                             for p in (p_a, p_b))
         return -((s_a * log_g_b).sum(-1) + (s_b * log_g_a).sum(-1)).mean()
 
