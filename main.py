@@ -24,7 +24,8 @@ from utils.misc import resolve_device, seed_everything
 from utils.parser import parse_args
 from utils.run_config import check_resume_config, write_run_config
 
-RUNNERS = {'pretrain': 'tools.runner_pretrain', 'svm': 'tools.runner_svm'}
+RUNNERS = {'pretrain': 'tools.runner_pretrain', 'svm': 'tools.runner_svm', 'finetune': 'tools.runner_finetune',
+           'test': 'tools.runner_finetune', 'fewshot': 'tools.runner_finetune'}
 # Errors about the user's input or run: a one-line message (also in log.txt), no traceback.
 USER_ERRORS = (ConfigError, DatasetError, CheckpointError, NonFiniteLossError)
 
@@ -33,6 +34,10 @@ def check_experiment(args):
     """Refuse to overwrite an earlier run's checkpoints, or to resume one that does not exist."""
     path = args.experiment_path
     has_ckpt = os.path.isfile(os.path.join(path, 'ckpt-last.pth'))
+    if args.mode == 'fewshot' and args.fold == -1:  # the ten folds live in <path>/fold-<f>/
+        folds = [os.path.join(path, f'fold-{f}') for f in range(10)]
+        has_ckpt = any(os.path.isfile(os.path.join(p, 'ckpt-last.pth')) for p in folds)
+        path = next((p for p in folds if os.path.isfile(os.path.join(p, 'ckpt-last.pth'))), path)
     if args.mode in ('pretrain', 'finetune', 'fewshot') and has_ckpt and not args.resume:
         raise SystemExit(f'main.py: error: {path} already holds ckpt-last.pth; '
                          f'use --resume to continue it or a new --exp_name')

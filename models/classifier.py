@@ -1,10 +1,18 @@
-"""Classification fine-tuning model (Point-MAE's ``PointTransformer``): backbone + MLP head."""
+"""Classification fine-tuning model (Point-MAE's ``PointTransformer``): backbone + head.
+
+Three protocols (``model.type``, the paper's Table 3): ``full`` (everything trains, the 3-layer
+head), ``linear`` (MLP-Linear: frozen encoder, one Linear head on the global feature) and
+``mlp3`` (MLP-3: frozen encoder, the 3-layer head).
+"""
 from torch import nn
 
 from models.build import MODELS, check_choice
-from models.encoder import PointEncoder
+from models.encoder import PointEncoder, backbone_kwargs, check_backbone_config
 from models.weight_init import init_vit_weights
-from utils.config import ConfigError, check_keys
+from utils.checkpoint_interop import OPEN, READABLE_KEYS
+from utils.config import ConfigError, Typed, check_keys
+
+TYPES = ('full', 'linear', 'mlp3')
 
 
 def classification_head(in_dim, num_classes):
@@ -12,6 +20,11 @@ def classification_head(in_dim, num_classes):
     return nn.Sequential(nn.Linear(in_dim, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Dropout(0.5),
                          nn.Linear(256, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Dropout(0.5),
                          nn.Linear(256, num_classes))
+
+
+def linear_head(in_dim, num_classes):
+    """MLP-Linear: one Linear(2C->classes) (state-dict names ``cls_head_finetune.0.*``)."""
+    return nn.Sequential(nn.Linear(in_dim, num_classes))
 
 
 @MODELS.register('PointTransformer')
@@ -25,39 +38,65 @@ class PointTransformer(PointEncoder):
     ``block_features(points, after_blocks)`` expose the backbone for other tasks.
 
     Config (Point-MAE's finetune schema, plus ``point_channels`` 3 | 4 (must match the
-    pre-trained checkpoint) and ``fps_random_start``); ``type`` accepts only ``full``.
+    pre-trained checkpoint) and ``fps_random_start``); ``type`` ``full`` | ``linear`` | ``mlp3``
+    (the frozen ones use ``PointEncoder.freeze_backbone``: backbone weights and BatchNorm
+    statistics stay bit-identical, it runs without a graph). ``point_channels``, ``trans_dim``,
+    ``encoder_dims`` and ``depth`` may be ``auto``: the fine-tuning runner fills them from the
+    checkpoint (``utils.checkpoint_interop.fill_open_keys``) before the model is built.
     """
 
     CONFIG_KEYS = {
-        'NAME': 'PointTransformer', 'trans_dim': 384, 'encoder_dims': 384, 'depth': 12, 'num_heads': 6,
-        'drop_path_rate': 0.1, 'cls_dim': 40, 'group_size': 32, 'num_group': 64, 'point_channels': 4,
-        'fps_random_start': False, 'type': 'full',
+        'NAME': 'PointTransformer', 'num_heads': 6, 'drop_path_rate': 0.1, 'cls_dim': 40, 'group_size': 32,
+        'num_group': 64, 'fps_random_start': False, 'type': 'full',
+        # READABLE_KEYS: an int, or ``auto`` (read from the checkpoint)
+        'trans_dim': Typed(384, int, str), 'encoder_dims': Typed(384, int, str), 'depth': Typed(12, int, str),
+        'point_channels': Typed(4, int, str),
     }
 
     @classmethod
     def check_config(cls, config, where='model'):
-        """Keys checked against ``CONFIG_KEYS`` (defaults filled) and choices validated."""
+        """Keys checked against ``CONFIG_KEYS`` (defaults filled) and choices validated; keys left
+        ``auto`` are checked once filled."""
         cfg = check_keys(dict(config), cls.CONFIG_KEYS, where)
-        check_choice(cfg['type'], ('full',), f'{where}.type')
-        check_choice(cfg['point_channels'], (3, 4), f'{where}.point_channels')
-        if cfg['encoder_dims'] != cfg['trans_dim']:
-            raise ConfigError(f"{where}: encoder_dims ({cfg['encoder_dims']}) must equal "
-                              f"trans_dim ({cfg['trans_dim']})")
+        check_choice(cfg['type'], TYPES, f'{where}.type')
+        for key in READABLE_KEYS:
+            if isinstance(cfg[key], str) and cfg[key] != OPEN:
+                raise ConfigError(f"{where}.{key}: expected an integer or {OPEN} (read from the checkpoint), "
+                                  f"found {cfg[key]!r}")
+        if not isinstance(cfg['cls_dim'], int) or cfg['cls_dim'] < 2:
+            raise ConfigError(f"{where}.cls_dim: {cfg['cls_dim']!r}; expected the number of classes (>= 2)")
+        if not open_keys(cfg):
+            check_backbone_config(cfg, where)
         return cfg
 
     def __init__(self, config):
         cfg = self.check_config(config)
-        super().__init__(trans_dim=cfg['trans_dim'], depth=cfg['depth'], num_heads=cfg['num_heads'],
-                         drop_path_rate=cfg['drop_path_rate'], num_group=cfg['num_group'],
-                         group_size=cfg['group_size'], point_channels=cfg['point_channels'],
-                         fps_random_start=cfg['fps_random_start'])
+        if open_keys(cfg):
+            raise ConfigError(f"model.{open_keys(cfg)[0]}: {OPEN} is read from a checkpoint (--finetune_model "
+                              f"--ckpts X); with none given set it explicitly")
+        super().__init__(**backbone_kwargs(cfg))
         self.config = cfg
-        self.cls_head_finetune = classification_head(2 * cfg['trans_dim'], cfg['cls_dim'])
+        make_head = linear_head if cfg['type'] == 'linear' else classification_head
+        self.cls_head_finetune = make_head(2 * cfg['trans_dim'], cfg['cls_dim'])
         self.cls_head_finetune.apply(init_vit_weights)
+        self.freeze_backbone(cfg['type'] != 'full')
 
     def global_features(self, points, generator=None):
         """points (B, N, 3) -> concat(cls, max over the G patch tokens) (B, 2C)."""
-        return super().forward(points, generator)
+        with self.frozen_context():
+            return super().forward(points, generator)
 
     def forward(self, points, generator=None):
         return self.cls_head_finetune(self.global_features(points, generator))
+
+
+def open_keys(cfg):
+    """The backbone keys of ``cfg`` left ``auto`` (to be read from a checkpoint)."""
+    return [k for k in READABLE_KEYS if cfg.get(k) == OPEN]
+
+
+def default_open_keys(cfg):
+    """``(cfg, filled)``: keys left ``auto`` set to ``CONFIG_KEYS``' defaults (no checkpoint to read
+    them from: ``--scratch_model``, benchmarks) and the ``{key: value}`` filled."""
+    filled = {k: PointTransformer.CONFIG_KEYS[k].default for k in open_keys(cfg)}
+    return {**cfg, **filled}, filled

@@ -10,6 +10,9 @@ from models.transformer import TransformerEncoder
 from models.weight_init import init_vit_weights
 from utils.config import ConfigError
 
+# The backbone's top-level module and parameter names: what ``freeze_backbone`` freezes.
+BACKBONE = ('group_divider', 'encoder', 'pos_embed', 'blocks', 'norm', 'cls_token', 'cls_pos')
+
 
 class PointEncoder(nn.Module):
     """Patchify, embed, optional cls token, transformer blocks, final LayerNorm.
@@ -24,11 +27,17 @@ class PointEncoder(nn.Module):
     views: ``patchify`` (B, N, 3) -> neighborhood (B, G, S, 3), center (B, G, 3);
     ``embed`` -> tokens (B, G, C); ``encode`` on any T of the tokens -> cls (B, C) or None,
     patches (B, T, C). ``forward`` returns the global feature concat(cls, max) (B, 2C).
+
+    ``freeze_backbone()`` (the frozen protocols of every downstream task: classification's
+    MLP-Linear / MLP-3, part segmentation's ``frozen``) keeps the backbone bit-identical: no
+    gradients, eval mode (BatchNorm statistics, drop path) whatever ``train()`` is called with,
+    and ``frozen_context()`` to run it under ``no_grad``.
     """
 
     def __init__(self, trans_dim=384, depth=12, num_heads=6, drop_path_rate=0.1, num_group=64, group_size=32,
                  point_channels=4, fps_random_start=False, cls_token=True):
         super().__init__()
+        self.backbone_frozen = False
         self.fps_random_start = fps_random_start
         self.group_divider = PatchGrouper(num_group, group_size)
         self.encoder = PatchEmbedding(trans_dim, point_channels)
@@ -41,6 +50,34 @@ class PointEncoder(nn.Module):
         if cls_token:
             nn.init.trunc_normal_(self.cls_token, std=0.02)
             nn.init.trunc_normal_(self.cls_pos, std=0.02)
+
+    # ------------------------------------------------------------------ freezing
+    def backbone_modules(self):
+        """The backbone's child modules (``BACKBONE`` names)."""
+        return [m for name, m in self.named_children() if name in BACKBONE]
+
+    def backbone_parameters(self):
+        """The backbone's parameters (``BACKBONE`` names), cls token and position included."""
+        return [p for name, p in self.named_parameters() if name.split('.')[0] in BACKBONE]
+
+    def freeze_backbone(self, frozen=True):
+        """Freeze (or unfreeze) the backbone: ``requires_grad`` off and eval mode kept by ``train()``."""
+        self.backbone_frozen = bool(frozen)
+        for param in self.backbone_parameters():
+            param.requires_grad_(not self.backbone_frozen)
+        return self.train(self.training)
+
+    def train(self, mode=True):
+        """As ``nn.Module.train``; a frozen backbone always stays in eval mode."""
+        super().train(mode)
+        if self.backbone_frozen:
+            for module in self.backbone_modules():
+                module.eval()
+        return self
+
+    def frozen_context(self):
+        """Grad mode for running the backbone: disabled when it is frozen (no graph kept)."""
+        return torch.set_grad_enabled(torch.is_grad_enabled() and not self.backbone_frozen)
 
     def patchify(self, points, generator=None):
         """points (B, N, 3) -> neighborhood (B, G, S, 3), center (B, G, 3).

@@ -24,10 +24,6 @@ from utils.checkpoint import load_checkpoint, load_pretrained
 from utils.config import ConfigError, check_keys
 from utils.logger import get_logger
 
-# The backbone's top-level module and parameter names (frozen with ``type: frozen``).
-BACKBONE = ('group_divider', 'encoder', 'pos_embed', 'blocks', 'norm', 'cls_token', 'cls_pos')
-
-
 def batch_norm_last(bn, x):
     """A ``BatchNorm1d`` over the channels of channels-last x (..., C): the statistics are taken
     over every leading position, as ``bn`` would over (B, C, N)."""
@@ -86,7 +82,7 @@ class PartSegmentation(PointEncoder):
     segmentation models); ``feature_blocks`` (1-based); ``num_categories``, ``num_parts``,
     ``label_dim``; ``propagation_dims``; ``head_dims`` (two widths); ``dropout``; ``type``
     ``full`` (everything trains) | ``frozen`` (the backbone's weights and BatchNorm statistics
-    stay bit-identical: no gradient, eval mode, run under ``no_grad``; only the propagation,
+    stay bit-identical: ``PointEncoder.freeze_backbone``; only the propagation,
     category embedding and head train).
 
     Profiler ranges: the backbone's, ``phase/propagation`` and ``phase/heads``.
@@ -132,25 +128,7 @@ class PartSegmentation(PointEncoder):
         self.convs2 = nn.Conv1d(hidden1, hidden2, 1)
         self.bns2 = nn.BatchNorm1d(hidden2)
         self.convs3 = nn.Conv1d(hidden2, self.num_parts, 1)
-        self.frozen = cfg['type'] == 'frozen'
-        for param in self.backbone_parameters():
-            param.requires_grad_(not self.frozen)
-        self.train()
-
-    # ------------------------------------------------------------------ backbone
-    def backbone_modules(self):
-        return [m for name, m in self.named_children() if name in BACKBONE]
-
-    def backbone_parameters(self):
-        return [p for name, p in self.named_parameters() if name.split('.')[0] in BACKBONE]
-
-    def train(self, mode=True):
-        """As ``nn.Module.train``; with ``type: frozen`` the backbone always stays in eval mode."""
-        super().train(mode)
-        if self.frozen:
-            for module in self.backbone_modules():
-                module.eval()
-        return self
+        self.freeze_backbone(cfg['type'] == 'frozen')
 
     def load_encoder(self, path_or_ckpt, logger=None, partial=False):
         """Load a pre-trained encoder (or a whole segmentation checkpoint) with
@@ -173,7 +151,7 @@ class PartSegmentation(PointEncoder):
 
     # ------------------------------------------------------------------ forward
     def forward(self, points, category, generator=None):
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+        with self.frozen_context():
             blocks, center = self.block_features(points, self.feature_blocks, generator)
         features = torch.cat(blocks, dim=-1)                                  # (B, G, 3C)
         with record_function('phase/propagation'):

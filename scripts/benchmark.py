@@ -2,6 +2,15 @@
 
     python scripts/benchmark.py pretrain --configs pretrain pretrain_released pretrain_pointmae \
         --batch 16 --device cpu [--amp off|bf16] [--repeats 10] [--json out.json]
+    python scripts/benchmark.py finetune --device cpu [--batch 32] [--repeats 5] [--vote_clouds 32] [--json out.json]
+
+``finetune`` (``bench_finetune``): the full-size fine-tuning step of ``cfgs/finetune_modelnet.yaml``
+(B=32, 8192-point synthetic clouds through the training data path: FPS to 1200, a random 1024,
+scale-and-translate; G=64; forward, cross-entropy, backward, AdamW with clipping) for each
+protocol (full, linear, mlp3), interleaved; and the voting test's throughput (test clouds per
+second, V=10 votes each) done the project's way (FPS to 1200 once per cloud, cached:
+``tools.classification.VotingTest``) beside the naive way (FPS recomputed from the 8192 points
+for every vote, as Point-MAE does), the two interleaved repeat by repeat.
 
 For each config (``cfgs/<name>.yaml``; the model section only) it times a full training
 step — forward, backward, optimizer — on synthetic unit-sphere clouds: the configs are
@@ -33,6 +42,7 @@ from models import build_model  # noqa: E402
 from tools.config_check import validate_config  # noqa: E402
 from tools.optim import build_optimizer  # noqa: E402
 from utils.config import load_config  # noqa: E402
+from utils.transforms import fps_downsample  # noqa: E402
 
 PHASES = ('augment', 'patchify', 'embedding', 'encoder', 'target', 'decoder', 'heads', 'sinkhorn', 'backward',
           'optimizer')
@@ -205,12 +215,146 @@ def print_table(rows):
               f"(sinkhorn alone {ph.get('sinkhorn', 0.0):.2f} ms)")
 
 
+FINETUNE_CONFIG = os.path.join('cfgs', 'finetune_modelnet.yaml')
+
+
+class FinetuneBench(StepBench):
+    """One classification protocol's fine-tuning step (data path included) on synthetic clouds."""
+
+    def __init__(self, model_type, batch, device, amp, raw_points=8192):
+        # not StepBench.__init__, which builds a pre-training config by name
+        from models.classifier import default_open_keys
+        from tools.classification import classification_config
+        from utils.transforms import build_transforms
+        self.config = validate_config(load_config(FINETUNE_CONFIG), FINETUNE_CONFIG)
+        self.name, self.device, self.amp = model_type, device, amp
+        torch.manual_seed(0)
+        model_cfg, _ = default_open_keys({**self.config.model.to_dict(), 'type': model_type})
+        self.model = build_model(model_cfg).to(device).train()
+        self.optimizer = build_optimizer(self.model, self.config.optimizer)
+        self.raw = synthetic_clouds(batch, raw_points, device)
+        self.labels = torch.arange(batch, device=device) % model_cfg['cls_dim']
+        self.fps_points = classification_config(self.config)['fps_points']
+        self.transforms = build_transforms(self.config.train_transforms)
+
+    def step(self):
+        from tools.classification import train_points
+        with record_function('phase/augment'):
+            points = train_points(self.raw, self.config.npoints, self.fps_points, self.transforms)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits = self.model(points)
+        loss = torch.nn.functional.cross_entropy(logits.float(), self.labels)
+        with record_function('phase/backward'):
+            loss.backward()
+        with record_function('phase/optimizer'):
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_norm_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return loss
+
+
+@torch.no_grad()
+def naive_vote_logits(model, raw, npoints, fps_points, votes, transforms, generator, batch_size):
+    """Point-MAE's voting: every vote recomputes FPS to ``fps_points`` from the raw clouds (n, N, 3),
+    then a random ``npoints`` of them, augmented; mean of the V logit vectors (n, K)."""
+    from tools.classification import random_subset
+    out = []
+    for start in range(0, len(raw), batch_size):
+        chunk = raw[start:start + batch_size]
+        logits = [model(transforms(random_subset(fps_downsample(chunk, fps_points), npoints, generator), generator))
+                  for _ in range(votes)]
+        out.append(torch.stack(logits).float().mean(0))
+    return torch.cat(out)
+
+
+def bench_voting(n_clouds, device, repeats, amp, batch=32, raw_points=8192):
+    """Test clouds per second of one voting pass (V votes each): cached FPS vs FPS per vote, interleaved.
+    The cache is built once before timing (its time is reported on its own)."""
+    from tools.classification import VotingTest
+    bench = FinetuneBench('full', batch, device, amp, raw_points)
+    model = bench.model.eval()
+    cfg = bench.config.classification
+    raw = synthetic_clouds(n_clouds, raw_points, device, seed=1)
+    loader = [('ModelNet', 'sample', (raw[i:i + batch], torch.zeros(len(raw[i:i + batch]), dtype=torch.long)))
+              for i in range(0, n_clouds, batch)]
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731
+    test = VotingTest(loader, device, npoints=bench.config.npoints, fps_points=cfg.fps_points, votes=cfg.votes,
+                      repeats=1, transforms=bench.transforms, num_classes=bench.config.model.cls_dim,
+                      batch_size=batch, autocast=autocast)
+    sync(device)
+    start = time.perf_counter()
+    test.cache()
+    sync(device)
+    cache_s = time.perf_counter() - start
+    times = {'cached': [], 'naive': []}
+    for r in range(repeats):
+        for way in ('cached', 'naive'):
+            generator = torch.Generator(device).manual_seed(r)
+            sync(device)
+            start = time.perf_counter()
+            if way == 'cached':
+                test(model, seed=r)
+            else:
+                with autocast():
+                    naive_vote_logits(model, raw, bench.config.npoints, cfg.fps_points, cfg.votes, bench.transforms,
+                                      generator, batch)
+            sync(device)
+            times[way].append(time.perf_counter() - start)
+    return [{'voting': way, 'clouds': n_clouds, 'votes': cfg.votes, 'device': str(device), 'amp_bf16': amp,
+             'pass_s': statistics.median(t), 'clouds_per_s': n_clouds / statistics.median(t),
+             'cache_build_s': cache_s if way == 'cached' else None} for way, t in times.items()]
+
+
+def bench_finetune(batch, device, repeats, warmup, amp, types=('full', 'linear', 'mlp3')):
+    """Rows {type, batch, amp_bf16, device, step_ms (median), samples_per_s, phases_ms} per protocol, interleaved."""
+    benches = [FinetuneBench(t, batch, device, amp) for t in types]
+    for bench in benches:
+        for _ in range(warmup):
+            bench.step()
+    times = {b.name: [] for b in benches}
+    for _ in range(repeats):
+        for bench in benches:
+            times[bench.name].append(bench.timed())
+    rows = []
+    for bench in benches:
+        median = statistics.median(times[bench.name])
+        rows.append({'type': bench.name, 'batch': batch, 'amp_bf16': amp, 'device': str(device),
+                     'step_ms': 1e3 * median, 'samples_per_s': batch / median, 'phases_ms': bench.phases(steps=1)})
+    return rows
+
+
+def print_finetune(step_rows, vote_rows):
+    head = f"{'type':<8}{'batch':>6}{'bf16':>6}{'step ms':>10}{'samples/s':>11}  phases ms"
+    print(head)
+    print('-' * len(head))
+    for r in step_rows:
+        share = ' '.join(f"{k}={r['phases_ms'][k]:.0f}" for k in PHASES if k in r['phases_ms'])
+        print(f"{r['type']:<8}{r['batch']:>6}{str(r['amp_bf16']):>6}{r['step_ms']:>10.1f}{r['samples_per_s']:>11.1f}"
+              f"  {share}")
+    print(f"\n{'voting':<8}{'clouds':>7}{'votes':>6}{'bf16':>6}{'pass s':>9}{'clouds/s':>10}{'cache s':>9}")
+    for r in vote_rows:
+        cache = f"{r['cache_build_s']:.2f}" if r['cache_build_s'] is not None else '-'
+        print(f"{r['voting']:<8}{r['clouds']:>7}{r['votes']:>6}{str(r['amp_bf16']):>6}{r['pass_s']:>9.2f}"
+              f"{r['clouds_per_s']:>10.1f}{cache:>9}")
+
+
+def main_finetune(args, device):
+    print(f'device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}; '
+          f'{FINETUNE_CONFIG} model (auto keys: 384 wide, 12 blocks, 4 channels), 1024 of 8192 points, G=64')
+    amps = [False] + ([True] if device.type == 'cuda' else [])
+    steps = [row for amp in amps for row in bench_finetune(args.batch, device, args.repeats, args.warmup, amp)]
+    votes = [row for amp in amps for row in bench_voting(args.vote_clouds, device, args.repeats, amp)]
+    print_finetune(steps, votes)
+    return {'finetune_step': steps, 'voting': votes}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('what', choices=['pretrain'])
+    parser.add_argument('what', choices=['pretrain', 'finetune'])
     parser.add_argument('--configs', nargs='+', default=['pretrain', 'pretrain_released', 'pretrain_pointmae'])
     parser.add_argument('--baseline', default='pretrain_pointmae', help='config the ratio column divides by')
-    parser.add_argument('--batch', type=int, default=16)
+    parser.add_argument('--batch', type=int, default=None, help='default 16 (pretrain), 32 (finetune)')
+    parser.add_argument('--vote_clouds', type=int, default=32, help='finetune: test clouds of the voting benchmark')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
@@ -218,6 +362,14 @@ def main():
     parser.add_argument('--json', default=None, help='write the numbers to this file')
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.what == 'finetune':
+        args.batch = args.batch or 32
+        result = main_finetune(args, device)
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(result, f, indent=2)
+        return
+    args.batch = args.batch or 16
     print(f'device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}')
     rows = bench_pretrain(args.configs, args.batch, device, args.repeats, args.warmup, amp=args.amp == 'bf16')
     if device.type == 'cuda':

@@ -270,7 +270,7 @@ def test_classifier_outputs_and_features():
 
 def test_classifier_rejects_unknown_finetune_type():
     with pytest.raises(ConfigError, match='model.type'):
-        build_model({**classifier_cfg(), 'type': 'linear'})
+        build_model({**classifier_cfg(), 'type': 'lineal'})
 
 
 # ---------------------------------------------------------------- execution properties

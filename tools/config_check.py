@@ -29,6 +29,7 @@ TOP_LEVEL = {
     'ckpt_save_freq': 50,
     'nonfinite_patience': 5,
     'svm_probe': {'freq': 0, 'C': 0.01, 'C_grid': None, 'cv_folds': None},
+    'classification': None,  # fine-tuning data path and voting (tools.classification.CLASSIFICATION_KEYS)
 }
 
 
@@ -77,4 +78,7 @@ def validate_config(cfg, path):
     if missing:
         raise ConfigError(f"{path}: svm_probe.freq is {out['svm_probe']['freq']} but dataset.{missing[0]} is not "
                           f"set (the probe's splits: dataset.svm_train and dataset.svm_test; freq 0 turns it off)")
+    if 'classification' in out:
+        from tools.classification import classification_config
+        classification_config(out, f'{path}: classification')
     return ConfigDict(out)

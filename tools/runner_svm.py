@@ -12,7 +12,8 @@ it. Prints and writes to ``results.json``: ``svm_acc`` (tuned), ``svm_C``, ``svm
 from models import build_model
 from tools.svm import C_GRID, CV_FOLDS, SvmProbe, linear_svm_accuracy, tuned_svm_accuracy
 from tools.trainer import Task, Trainer
-from utils.checkpoint import BACKBONE_KEY, CheckpointError, load_pretrained
+from tools.classifier_checkpoint import model_config_for
+from utils.checkpoint import BACKBONE_KEY, CheckpointError, load_checkpoint, load_pretrained
 from utils.config import ConfigError
 
 SPLITS = (('svm_train', 'svm_test'), ('train', 'test'))
@@ -29,15 +30,17 @@ def probe_splits(config, where='dataset'):
 
 
 def load_frozen_model(config, ckpt, device, logger):
-    """``config.model`` with the weights of ``ckpt`` (report logged), frozen, in eval mode."""
-    model = build_model(config.model)
+    """``config.model`` with the weights of ``ckpt`` (report logged), frozen, in eval mode; model keys
+    left ``auto`` (the fine-tuning configs) are read from the checkpoint's weights."""
+    source, ckpt = ckpt, load_checkpoint(ckpt)
+    model = build_model(model_config_for(config.model.to_dict(), ckpt, source, logger))
     if not hasattr(model, 'global_features'):
         raise ConfigError(f"model.NAME {config.model.NAME} has no global features to probe "
                           f"(use a classification or pre-training config)")
-    report = load_pretrained(model, ckpt, logger=logger)
+    report = load_pretrained(model, ckpt, logger=logger, source=source)
     unloaded = [k for k in report.missing if BACKBONE_KEY.match(k)]
     if unloaded:
-        raise CheckpointError(f"{ckpt} leaves {len(unloaded)} backbone weights of model {config.model.NAME} "
+        raise CheckpointError(f"{source} leaves {len(unloaded)} backbone weights of model {config.model.NAME} "
                               f"unloaded (e.g. {unloaded[0]}): a probe of a partly random encoder would "
                               f"mislead; is it a checkpoint of this backbone?")
     return model.requires_grad_(False).eval().to(device)

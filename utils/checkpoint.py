@@ -279,7 +279,7 @@ BACKBONE_KEY = re.compile(r'^(MAE_encoder\.)?(encoder|pos_embed|blocks|norm|cls_
 
 
 def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False, strict_shapes=False,
-                    opt_in='partial=True'):
+                    opt_in='partial=True', source=None):
     """Load pre-trained (or fine-tuned) weights non-strictly and log a grouped report.
 
     ``path_or_ckpt`` is a file or an already loaded checkpoint dict. Prefixes are stripped and
@@ -291,9 +291,10 @@ def load_pretrained(model, path_or_ckpt, logger=None, hints=None, partial=False,
     as initialised). ``strict_shapes=True`` treats a mismatch anywhere (heads too) like one in the
     backbone (``--start_ckpts``: the whole model is meant to continue). ``opt_in`` names the
     partial load in the error (``--partial_load`` for the command line). Hints: ``hints``
-    (regex -> message) tried before ``utils.load_report.HINTS``. Returns a ``LoadReport``.
+    (regex -> message) tried before ``utils.load_report.HINTS``. ``source`` names an already
+    loaded checkpoint in messages. Returns a ``LoadReport``.
     """
-    source = os.fspath(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else 'the given checkpoint'
+    source = os.fspath(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else source or 'the given checkpoint'
     ckpt = load_checkpoint(path_or_ckpt) if isinstance(path_or_ckpt, (str, os.PathLike)) else path_or_ckpt
     target = unwrap_model(model)
     own = target.state_dict()
