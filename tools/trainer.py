@@ -115,9 +115,8 @@ def due(epoch, freq, max_epoch):
 
 
 def wrap_model(model, ctx, config):
-    """SyncBN / DDP / torch.compile as asked; returns the module the step calls."""
-    if ctx.sync_bn:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    """DDP / torch.compile as asked; returns the module the step calls (``model`` itself without
+    either)."""
     net = model
     if dist.is_dist():
         device_ids = [ctx.device.index] if ctx.device.type == 'cuda' else None
@@ -149,6 +148,8 @@ class Trainer:
         if task.train_loader is None:
             return
         self.loader = task.train_loader
+        if ctx.sync_bn:  # new BatchNorm modules: the task, the checkpoints and the optimizer see them
+            self.model = task.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.net = wrap_model(self.model, ctx, config)
         self.optimizer = build_optimizer(self.model, config.optimizer)
         steps = len(self.loader) // config.step_per_update
@@ -192,8 +193,8 @@ class Trainer:
         finally:  # also on an interruption or a non-finite stop: flush metrics.jsonl and TensorBoard
             self.writer.close()
         if self.best_rule and not self.best:
-            self.logger.warning('consider_metric %s never appeared in the epoch metrics: no ckpt-best.pth',
-                                self.best_rule.name)
+            self.logger.warning('the best-checkpoint metric %s (consider_metric) never appeared in the epoch '
+                                'metrics: no ckpt-best.pth', self.best_rule.name)
         return self.results()
 
     def train_one_epoch(self, epoch):
