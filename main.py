@@ -17,12 +17,10 @@ from tools.engine import NonFiniteLossError
 from utils import dist
 from utils.checkpoint import CheckpointError
 from utils.config import ConfigError, load_config
-from utils.io import remove_stale_temp_files
-from utils.lock import ExperimentLock, ExperimentLockedError, describe
+from utils.experiment import open_experiment
 from utils.logger import get_logger
 from utils.misc import resolve_device, seed_everything
 from utils.parser import parse_args
-from utils.run_config import check_resume_config, write_run_config
 
 RUNNERS = {'pretrain': 'tools.runner_pretrain', 'svm': 'tools.runner_svm', 'finetune': 'tools.runner_finetune',
            'test': 'tools.runner_finetune', 'fewshot': 'tools.runner_finetune'}
@@ -43,30 +41,6 @@ def check_experiment(args):
                          f'use --resume to continue it or a new --exp_name')
     if args.resume and not has_ckpt:
         raise SystemExit(f'main.py: error: --resume but {path}/ckpt-last.pth does not exist')
-
-
-def open_experiment(args, config, stack):
-    """On the main process: lock the experiment folder for the whole run (``stack`` releases it),
-    refuse to overwrite or to resume what does not fit, remove a killed run's temporary files, and
-    only then write the resolved config (``utils.run_config``). Returns the lines to log."""
-    if not dist.is_main_process():
-        return []
-    try:
-        lock = stack.enter_context(ExperimentLock(args.experiment_path))
-    except ExperimentLockedError as e:
-        raise SystemExit(f'main.py: error: {e}') from None
-    except OSError as e:  # --exp under a plain file, a read-only folder, a full disk
-        raise SystemExit(f'main.py: error: cannot use the experiment folder {args.experiment_path}: '
-                         f'{e.strerror or e} ({e.filename})') from None
-    check_experiment(args)
-    changes = check_resume_config(args.experiment_path, config, args.allow_changes) if args.resume else None
-    notes = [f'took over the lock of a run that did not finish ({describe(lock.stale)})'] if lock.stale else []
-    removed = remove_stale_temp_files(args.experiment_path, lock.started)
-    notes += [f'removed temporary files of an interrupted run: {", ".join(removed)}'] if removed else []
-    notes += [f'--resume with changed {key}: {old!r} -> {new!r}' for key, old, new in changes or []]
-    written = write_run_config(args.experiment_path, config, changes)
-    notes += [f'config saved as {written}'] if written and changes else []
-    return notes
 
 
 def main(argv=None):
@@ -100,14 +74,10 @@ def main(argv=None):
 
 
 def run_in_experiment(ctx, args, config, stack):
-    """Open the experiment folder (``open_experiment``), start the log, run the mode's runner;
+    """Open the experiment folder (``utils.experiment.open_experiment``), start the log, run the mode's runner;
     the user's errors end as one line (also in ``log.txt``)."""
-    try:
-        notes = open_experiment(args, config, stack)
-    except ConfigError as e:
-        raise SystemExit(f'main.py: error: {e}') from None
-    except OSError as e:
-        raise SystemExit(f'main.py: error: cannot write in the experiment folder: {e}') from None
+    notes = open_experiment(ctx.experiment_path, config, stack, resume=args.resume, allow_changes=args.allow_changes,
+                            check=lambda: check_experiment(args))
     logger = get_logger('maskclu', ctx.path('log.txt') if ctx.is_main else None)
     logger.info('command: %s', ' '.join(sys.argv))
     logger.info('experiment folder: %s | device: %s | world size: %d',

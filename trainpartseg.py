@@ -14,6 +14,7 @@ become a trainer config (``tools.runner_partseg.seg_config``) and a ``RunContext
 ``test/`` and ``--svm`` its ``dense_probe/`` sub-folder (config.yaml, log.txt, results.json).
 """
 import argparse
+import contextlib
 import os
 import sys
 
@@ -27,7 +28,8 @@ from tools.context import RunContext
 from tools.engine import NonFiniteLossError
 from utils import dist
 from utils.checkpoint import CheckpointError
-from utils.config import ConfigError, load_config, save_config
+from utils.config import ConfigError, load_config
+from utils.experiment import open_experiment
 from utils.logger import get_logger
 from utils.misc import resolve_device, seed_everything
 from utils.registry import unknown_name_message
@@ -58,6 +60,8 @@ def build_parser():
     p.add_argument('--svm', action='store_true',
                    help='dense frozen probe of the pre-trained encoder in --ckpts (linear per-point classifier)')
     p.add_argument('--resume', action='store_true', help='continue the run in --log_dir from ckpt-last.pth')
+    p.add_argument('--allow_changes', nargs='+', default=[], metavar='KEY',
+                   help='with --resume: accept these config keys (or sections) differing from the saved config')
     p.add_argument('--val_freq', type=int, default=1, help='evaluate on the test split every N epochs')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--num_workers', type=int, default=4)
@@ -114,6 +118,7 @@ def contradiction(args):
         (args.test and not args.ckpts, '--test needs --ckpts <segmentation checkpoint>'),
         (args.svm and not args.ckpts, '--svm needs --ckpts <pre-trained checkpoint>'),
         ((args.test or args.svm) and args.resume, '--resume continues a training run; not with --test or --svm'),
+        (args.allow_changes and not args.resume, '--allow_changes applies to --resume only'),
         (args.num_votes and not args.test, '--num_votes goes with --test'),
         (args.num_votes < 0 or args.val_freq < 0, '--num_votes and --val_freq must be >= 0'),
         (args.ckpts is not None and not os.path.isfile(args.ckpts), f'--ckpts {args.ckpts}: no such file'),
@@ -182,20 +187,23 @@ def main(argv=None):
                      world_size=dist.get_world_size(), local_rank=local_rank, resume=args.resume,
                      val_freq=args.val_freq, ckpts=args.ckpts, scratch=not args.ckpts, num_workers=args.num_workers)
     seed_everything(ctx.seed + ctx.rank)
-    if ctx.is_main:
-        os.makedirs(path, exist_ok=True)
-        save_config(config, ctx.path('config.yaml'))
-    logger = get_logger('maskclu', ctx.path('log.txt') if ctx.is_main else None)
-    logger.info('command: %s', ' '.join(sys.argv if argv is None else ['trainpartseg.py', *argv]))
-    logger.info('experiment folder: %s | mode: %s | device: %s | world size: %d', path, ctx.mode, device,
-                ctx.world_size)
     try:
-        result = runner_partseg.run(ctx, config, logger, num_votes=args.num_votes)
-        dist.barrier()
-        return result
-    except USER_ERRORS as e:
-        logger.error('%s: %s', type(e).__name__, e)
-        raise SystemExit(f'trainpartseg.py: error: {e}') from None
+        with contextlib.ExitStack() as stack:  # holds the experiment lock until the run ends
+            notes = open_experiment(path, config, stack, resume=args.resume, allow_changes=args.allow_changes,
+                                    check=lambda: check_experiment(path, args), prog='trainpartseg.py')
+            logger = get_logger('maskclu', ctx.path('log.txt') if ctx.is_main else None)
+            logger.info('command: %s', ' '.join(sys.argv if argv is None else ['trainpartseg.py', *argv]))
+            logger.info('experiment folder: %s | mode: %s | device: %s | world size: %d', path, ctx.mode, device,
+                        ctx.world_size)
+            for line in notes:
+                logger.warning(line)
+            try:
+                result = runner_partseg.run(ctx, config, logger, num_votes=args.num_votes)
+                dist.barrier()
+                return result
+            except USER_ERRORS as e:
+                logger.error('%s: %s', type(e).__name__, e)
+                raise SystemExit(f'trainpartseg.py: error: {e}') from None
     finally:
         dist.cleanup_distributed()
 

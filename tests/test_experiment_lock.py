@@ -89,3 +89,16 @@ def test_stale_temp_files_older_than_the_lock_are_removed(tmp_path):
     removed = remove_stale_temp_files(str(tmp_path), before=time.time() - 30)
     assert removed == sorted(old)
     assert sorted(os.listdir(tmp_path)) == sorted(keep + ['.log.txt.feedf00d.tmp'])
+
+
+def test_trainpartseg_refuses_a_locked_folder(tmp_path, holder):
+    import trainpartseg
+    root = tmp_path / 'parts'
+    root.mkdir()
+    folder = tmp_path / 'exps' / 'partseg' / 'seg'
+    child = holder(folder)
+    with pytest.raises(SystemExit) as err:
+        trainpartseg.main(['--root', str(root), '--exp', str(tmp_path / 'exps'), '--log_dir', 'seg', '--device', 'cpu',
+                           '--epoch', '2', '--warmup_epoch', '1'])
+    assert str(err.value).startswith(f'trainpartseg.py: error: {folder} is in use by another run (PID {child.pid} on ')
+    assert sorted(os.listdir(folder)) == ['.lock']

@@ -213,7 +213,8 @@ def check_keys(cfg, schema, where):
     for key, default in schema.items():
         default = default.default if isinstance(default, Typed) else default
         if key not in out and default is not None and default is not ANY:
-            out[key] = copy.deepcopy(check_keys({}, default, _child(where, key)) if isinstance(default, dict) and default else default)
+            filled = check_keys({}, default, _child(where, key)) if isinstance(default, dict) and default else default
+            out[key] = copy.deepcopy(filled)
     return out
 
 

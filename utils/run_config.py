@@ -2,9 +2,10 @@
 then written, never over an earlier run's.
 
 * A fresh run writes ``<exp>/config.yaml``.
-* ``--resume`` compares the new resolved config with the last one saved in the folder
-  (the most recently written of ``config.yaml`` and the ``config-resume-K.yaml`` files). Keys of ``SAFE_ON_RESUME`` (how long
-  to run, how often to log/save/probe: ``max_epoch`` extends a run) may change; any other
+* ``--resume`` compares the new resolved config with the last one saved in the folder (the
+  most recently written of ``config.yaml`` and the ``config-resume-K.yaml`` files). Keys of
+  ``SAFE_ON_RESUME`` (how long to run, how often to log/save/probe: ``max_epoch`` extends a
+  run) may change; any other
   change (model, batch, schedule, optimizer, data, augmentations, ...) stops the run with a
   diff, unless ``--allow_changes KEY ...`` names it (a key or a section, e.g. ``dataset``).
   An accepted change is saved as the next ``config-resume-K.yaml`` beside the old file; an
