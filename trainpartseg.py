@@ -14,27 +14,25 @@ become a trainer config (``tools.runner_partseg.seg_config``) and a ``RunContext
 ``test/`` and ``--svm`` its ``dense_probe/`` sub-folder (config.yaml, log.txt, results.json).
 """
 import argparse
+import contextlib
 import os
 import sys
 
 import torch
 
 from datasets import check_dataset_config
-from datasets.files import DatasetError
+from main import USER_ERRORS, open_experiment
 from models import check_model_config
 from tools import runner_partseg
 from tools.context import RunContext
-from tools.engine import NonFiniteLossError
 from utils import dist
-from utils.checkpoint import CheckpointError
-from utils.config import ConfigError, load_config, save_config
+from utils.config import ConfigError, load_config
 from utils.logger import get_logger
 from utils.misc import resolve_device, seed_everything
 from utils.registry import unknown_name_message
 
 DEFAULT_ROOT = 'data/shapenetcore_partanno_segmentation_benchmark_v0_normal/'
 SECTIONS = ('model', 'dataset')    # config-file keys that are not flags
-USER_ERRORS = (ConfigError, DatasetError, CheckpointError, NonFiniteLossError)
 
 
 def build_parser():
@@ -58,6 +56,8 @@ def build_parser():
     p.add_argument('--svm', action='store_true',
                    help='dense frozen probe of the pre-trained encoder in --ckpts (linear per-point classifier)')
     p.add_argument('--resume', action='store_true', help='continue the run in --log_dir from ckpt-last.pth')
+    p.add_argument('--allow_changes', nargs='+', default=[], metavar='KEY',
+                   help='with --resume: config keys (or sections) that may differ from the saved config.yaml')
     p.add_argument('--val_freq', type=int, default=1, help='evaluate on the test split every N epochs')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--num_workers', type=int, default=4)
@@ -115,6 +115,7 @@ def contradiction(args):
         (args.svm and not args.ckpts, '--svm needs --ckpts <pre-trained checkpoint>'),
         ((args.test or args.svm) and args.resume, '--resume continues a training run; not with --test or --svm'),
         (args.num_votes and not args.test, '--num_votes goes with --test'),
+        (args.allow_changes and not args.resume, '--allow_changes applies to --resume only'),
         (args.num_votes < 0 or args.val_freq < 0, '--num_votes and --val_freq must be >= 0'),
         (args.ckpts is not None and not os.path.isfile(args.ckpts), f'--ckpts {args.ckpts}: no such file'),
         (not os.path.isdir(args.root), f'--root {args.root}: no such folder (ShapeNetPart text or HDF5 '
@@ -154,18 +155,9 @@ def experiment_path(args):
     return os.path.join(path, sub) if sub else path
 
 
-def check_experiment(path, args):
-    """Refuse to overwrite a training run's checkpoints, or to resume one that does not exist."""
-    has_ckpt = os.path.isfile(os.path.join(path, 'ckpt-last.pth'))
-    if mode_of(args) == 'partseg' and has_ckpt and not args.resume:
-        raise SystemExit(f'trainpartseg.py: error: {path} already holds ckpt-last.pth; use --resume to continue it '
-                         f'or another --log_dir')
-    if args.resume and not has_ckpt:
-        raise SystemExit(f'trainpartseg.py: error: --resume but {path}/ckpt-last.pth does not exist')
-
-
 def main(argv=None):
     args = parse_args(argv)
+    args.argv = argv
     try:
         config = runner_partseg.seg_config(learning_rate=args.learning_rate, weight_decay=args.weight_decay,
                                            epoch=args.epoch, warmup_epoch=args.warmup_epoch,
@@ -175,29 +167,41 @@ def main(argv=None):
     except (ConfigError, ValueError) as e:
         raise SystemExit(f'trainpartseg.py: error: {e}') from None
     path = experiment_path(args)
-    check_experiment(path, args)
     local_rank = dist.init_distributed(args.launcher, device_type)
     device = torch.device(device_type, local_rank) if device_type == 'cuda' else torch.device('cpu')
     ctx = RunContext(device=device, experiment_path=path, mode=mode_of(args), seed=args.seed, rank=dist.get_rank(),
                      world_size=dist.get_world_size(), local_rank=local_rank, resume=args.resume,
                      val_freq=args.val_freq, ckpts=args.ckpts, scratch=not args.ckpts, num_workers=args.num_workers)
     seed_everything(ctx.seed + ctx.rank)
-    if ctx.is_main:
-        os.makedirs(path, exist_ok=True)
-        save_config(config, ctx.path('config.yaml'))
+    try:
+        with contextlib.ExitStack() as stack:  # holds the experiment lock until the run ends
+            return run_in_experiment(ctx, args, config, stack)
+    finally:
+        dist.cleanup_distributed()
+
+
+def run_in_experiment(ctx, args, config, stack):
+    """main.py's ``open_experiment`` (lock, no overwrite, resume config check, config.yaml), the
+    log, the runner; the user's errors end as one line (also in ``log.txt``)."""
+    folder = argparse.Namespace(experiment_path=ctx.experiment_path, mode=ctx.mode, fold=-2, resume=args.resume,
+                                allow_changes=args.allow_changes)
+    try:
+        notes = open_experiment(folder, config, stack, prog='trainpartseg.py')
+    except ConfigError as e:
+        raise SystemExit(f'trainpartseg.py: error: {e}') from None
     logger = get_logger('maskclu', ctx.path('log.txt') if ctx.is_main else None)
-    logger.info('command: %s', ' '.join(sys.argv if argv is None else ['trainpartseg.py', *argv]))
-    logger.info('experiment folder: %s | mode: %s | device: %s | world size: %d', path, ctx.mode, device,
-                ctx.world_size)
+    logger.info('command: %s', ' '.join(sys.argv if args.argv is None else ['trainpartseg.py', *args.argv]))
+    logger.info('experiment folder: %s | mode: %s | device: %s | world size: %d', ctx.experiment_path, ctx.mode,
+                ctx.device, ctx.world_size)
+    for line in notes:
+        logger.warning(line)
     try:
         result = runner_partseg.run(ctx, config, logger, num_votes=args.num_votes)
-        dist.barrier()
+        dist.barrier()  # ranks leave together
         return result
     except USER_ERRORS as e:
         logger.error('%s: %s', type(e).__name__, e)
         raise SystemExit(f'trainpartseg.py: error: {e}') from None
-    finally:
-        dist.cleanup_distributed()
 
 
 if __name__ == '__main__':
