@@ -1,4 +1,6 @@
-# One command each: `make test` (set-up + test suite), `make setup`, `make bench-ops`.
+# One command each: `make demo` (set-up + the whole pipeline on the demo data, report in
+# exps/demo/demo/), `make test` (set-up + test suite), `make setup`, `make bench-ops`.
+# DEMO_ARGS passes flags to tools/demo.py, e.g. `make demo DEMO_ARGS="--exp_name fresh"`.
 # The virtual environment lives in .venv; override with `make test VENV=/path/to/venv`.
 # TORCH is what gets installed when the venv has no torch: the CPU build here, e.g.
 # `make setup TORCH="torch --index-url https://download.pytorch.org/whl/cu121"` on a GPU box.
@@ -8,7 +10,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-all bench-ops clean-venv
+.PHONY: setup demo test test-all bench-ops clean-venv
 
 setup: $(STAMP)
 
@@ -17,6 +19,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $(STAMP)
+
+demo: setup
+	$(PY) tools/demo.py $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest -q

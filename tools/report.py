@@ -42,11 +42,12 @@ def results_table(results, row_header=''):
     return [row_header, *columns], [[name, *(values.get(c) for c in columns)] for name, values in results.items()]
 
 
-def write_report(folder, title, tables=(), figures=(), notes=(), filename='report.md'):
+def write_report(folder, title, tables=(), figures=(), notes=(), filename='report.md', sections=()):
     """Write ``<folder>/<filename>`` and return its path.
 
-    ``tables``: (caption, header, rows) each; ``figures``: (caption, image path) each, linked
-    relative to ``folder``; ``notes``: lines printed under the title (how it was measured).
+    ``tables``: (caption, header, rows) each; ``sections``: Markdown blocks placed as they are
+    after the tables (e.g. an evaluation suite's results); ``figures``: (caption, image path)
+    each, linked relative to ``folder``; ``notes``: lines printed under the title (how it was measured).
     """
     os.makedirs(folder, exist_ok=True)
     parts = [f'# {title}']
@@ -54,6 +55,7 @@ def write_report(folder, title, tables=(), figures=(), notes=(), filename='repor
         parts.append('\n'.join(f'- {note}' for note in notes))
     for caption, header, rows in tables:
         parts.append(f'## {caption}\n\n{markdown_table(header, rows)}')
+    parts += [section.strip() for section in sections]
     if figures:
         parts.append('## Figures')
     for caption, path in figures:
