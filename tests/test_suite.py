@@ -158,7 +158,7 @@ class FakeRunner:
             return 0
         seed = int(flag(argv, '--seed', 0))
         if script == 'trainpartseg.py':
-            folder = self.path('exps', 'partseg', flag(argv, '--log_dir'))
+            folder = self.path(flag(argv, '--exp'), 'partseg', flag(argv, '--log_dir'))
             results = {'best_epoch': {'epoch': 3, 'metrics': {'instance_miou': 70.0 + seed, 'class_miou': 65.0 + seed}},
                        'last_epoch': {'epoch': 3, 'metrics': {'instance_miou': 70.0 + seed}}}
         else:

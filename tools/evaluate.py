@@ -234,9 +234,9 @@ def config_details(config, cwd=ROOT):
 
 
 def run_folder(run, runs_root, name):
-    """The experiment folder a run writes (main.py's layout; trainpartseg.py's --log_dir)."""
+    """The experiment folder a run writes (main.py's layout; trainpartseg.py's <exp>/partseg/<log_dir>)."""
     if run.tool == 'partseg':
-        return os.path.join('exps', 'partseg', name)
+        return os.path.join(runs_root, 'partseg', name)
     return experiment_dir(SimpleNamespace(config=run.config, exp=runs_root, exp_name=name))
 
 
@@ -250,7 +250,7 @@ def build_command(run, ckpt, seed, runs_root, name, needs_folder=None, python=sy
     if nproc > 1:
         common += ['--launcher', 'pytorch']
     if run.tool == 'partseg':
-        return start + ['trainpartseg.py', '--config', run.config, '--log_dir', name] + common + args
+        return start + ['trainpartseg.py', '--config', run.config, '--exp', runs_root, '--log_dir', name] + common + args
     return start + ['main.py', '--config', run.config, '--exp', runs_root, '--exp_name', name] + common + args
 
 
@@ -422,8 +422,6 @@ class Suite:
                 for run in self.spec['runs']:
                     done += 1
                     name = f'{slug(encoder.label)}-{run.name}-s{seed}'
-                    if run.tool == 'partseg':  # trainpartseg.py's folders sit under exps/partseg/
-                        name = f'{os.path.basename(self.folder)}-{name}'
                     folders[run.name] = run_folder(run, self.runs_root, name)
                     needs = states.get(run.needs, 'did not run') if run.needs else 'ok'
                     if skips[run.config]:
