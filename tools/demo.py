@@ -151,7 +151,7 @@ def run_demo(exp='exps', exp_name='demo', runner=subprocess_runner, cwd=ROOT, py
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--exp_name', default='demo', help='folder under <exp>/demo/ (a new name starts afresh)')
     p.add_argument('--exp', default='exps')
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')

@@ -517,7 +517,7 @@ def describe_ckpt(ckpt):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--ckpts', nargs='+', required=True,
                    help="pre-trained checkpoints ('name=path' to label a row), or 'random' (random-init encoder)")
     p.add_argument('--suite', choices=list(SUITES), default='demo')
