@@ -368,12 +368,12 @@ class Suite:
             return 'dry_run', '', {}, argv
         rc = self.runner(argv, log_path)
         if rc != 0:
-            return 'failed', f'exit status {rc}: {last_line(log_path)} (log: {log_path})', {}, argv
+            return 'failed', f'exit status {rc}: {last_line(log_path)} (log: {os.path.relpath(log_path, self.cwd)})', {}, argv
         try:
             with open(results_path) as f:
                 return 'ok', '', json.load(f), argv
         except FileNotFoundError:
-            return 'failed', f'the run wrote no {folder}/results.json (log: {log_path})', {}, argv
+            return 'failed', f'the run wrote no {folder}/results.json (log: {os.path.relpath(log_path, self.cwd)})', {}, argv
         except (OSError, json.JSONDecodeError) as e:
             return 'failed', f'{folder}/results.json unreadable: {e}', {}, argv
 
@@ -391,7 +391,7 @@ class Suite:
                     log_path = os.path.join(self.cwd, self.folder, 'logs', f'random-init-s{seed}.log')
                     rc = self.runner(argv, log_path)
                     if rc != 0 or not os.path.isfile(os.path.join(self.cwd, out)):
-                        error = f'random-init checkpoint: exit status {rc}: {last_line(log_path)} (log: {log_path})'
+                        error = f'random-init checkpoint: exit status {rc}: {last_line(log_path)} (log: {os.path.relpath(log_path, self.cwd)})'
             self._random[seed] = (out, error)
         return self._random[seed]
 
