@@ -250,7 +250,8 @@ def build_command(run, ckpt, seed, runs_root, name, needs_folder=None, python=sy
     if nproc > 1:
         common += ['--launcher', 'pytorch']
     if run.tool == 'partseg':
-        return start + ['trainpartseg.py', '--config', run.config, '--exp', runs_root, '--log_dir', name] + common + args
+        return (start + ['trainpartseg.py', '--config', run.config, '--exp', runs_root, '--log_dir', name]
+                + common + args)
     return start + ['main.py', '--config', run.config, '--exp', runs_root, '--exp_name', name] + common + args
 
 
@@ -368,14 +369,21 @@ class Suite:
             return 'dry_run', '', {}, argv
         rc = self.runner(argv, log_path)
         if rc != 0:
-            return 'failed', f'exit status {rc}: {last_line(log_path)} (log: {os.path.relpath(log_path, self.cwd)})', {}, argv
+            return 'failed', self.exit_reason(rc, log_path), {}, argv
         try:
             with open(results_path) as f:
                 return 'ok', '', json.load(f), argv
         except FileNotFoundError:
-            return 'failed', f'the run wrote no {folder}/results.json (log: {os.path.relpath(log_path, self.cwd)})', {}, argv
+            return 'failed', f'the run wrote no {folder}/results.json (log: {self.rel(log_path)})', {}, argv
         except (OSError, json.JSONDecodeError) as e:
             return 'failed', f'{folder}/results.json unreadable: {e}', {}, argv
+
+    def rel(self, path):
+        return os.path.relpath(path, self.cwd)
+
+    def exit_reason(self, rc, log_path):
+        """'exit status N: <the log's last line> (log: <path>)'."""
+        return f'exit status {rc}: {last_line(log_path)} (log: {self.rel(log_path)})'
 
     def random_checkpoint(self, seed):
         """(path, error or None) of the random-init checkpoint of ``seed``, written once per suite
@@ -391,7 +399,7 @@ class Suite:
                     log_path = os.path.join(self.cwd, self.folder, 'logs', f'random-init-s{seed}.log')
                     rc = self.runner(argv, log_path)
                     if rc != 0 or not os.path.isfile(os.path.join(self.cwd, out)):
-                        error = f'random-init checkpoint: exit status {rc}: {last_line(log_path)} (log: {os.path.relpath(log_path, self.cwd)})'
+                        error = f'random-init checkpoint: {self.exit_reason(rc, log_path)}'
             self._random[seed] = (out, error)
         return self._random[seed]
 
@@ -462,7 +470,8 @@ class Suite:
         shown = ', '.join(f'{k} {suite_stats.describe(suite_stats.samples(v))["mean"]:.2f}'
                           + (f' (mean of {len(suite_stats.samples(v))} folds)' if isinstance(v, list) else '')
                           for k, v in values.items() if suite_stats.samples(v))
-        self.log(f'    {status} in {seconds:.0f} s' + (f': {shown}' if shown else '') + (f': {reason}' if reason else ''))
+        self.log(f'    {status} in {seconds:.0f} s' + (f': {shown}' if shown else '')
+                 + (f': {reason}' if reason else ''))
         self.write()
         return status
 
@@ -491,7 +500,8 @@ class Suite:
         if last:
             header, rows = suite_stats.results_table(suite_stats.aggregate(
                 [{**r, 'values': r['last_values'], 'max_values': {}, 'columns': list(r['last_values'])} for r in last]))
-            text += ('\n## Last epoch (same runs; the table above reports the best epoch)\n\n' + suite_stats.markdown_table(header, rows) + '\n')
+            text += ('\n## Last epoch (same runs; the table above reports the best epoch)\n\n'
+                     + suite_stats.markdown_table(header, rows) + '\n')
         return text
 
     def write(self):
