@@ -55,6 +55,9 @@ def open_experiment(args, config, stack):
         lock = stack.enter_context(ExperimentLock(args.experiment_path))
     except ExperimentLockedError as e:
         raise SystemExit(f'main.py: error: {e}') from None
+    except OSError as e:  # --exp under a plain file, a read-only folder, a full disk
+        raise SystemExit(f'main.py: error: cannot use the experiment folder {args.experiment_path}: '
+                         f'{e.strerror or e} ({e.filename})') from None
     check_experiment(args)
     changes = check_resume_config(args.experiment_path, config, args.allow_changes) if args.resume else None
     notes = [f'took over the lock of a run that did not finish ({describe(lock.stale)})'] if lock.stale else []
@@ -82,7 +85,10 @@ def main(argv=None):
         raise SystemExit(f'main.py: error: {e}') from None
     if args.sync_bn and device_type != 'cuda':
         raise SystemExit('main.py: error: --sync_bn needs CUDA (torch has no SyncBatchNorm on CPU)')
-    local_rank = dist.init_distributed(args.launcher, device_type)
+    try:
+        local_rank = dist.init_distributed(args.launcher, device_type)
+    except dist.LauncherError as e:
+        raise SystemExit(f'main.py: error: {e}') from None
     device = torch.device(device_type, local_rank) if device_type == 'cuda' else torch.device('cpu')
     ctx = RunContext.from_args(args, device, local_rank)
     seed_everything(ctx.seed + ctx.rank, ctx.deterministic)
@@ -100,6 +106,8 @@ def run_in_experiment(ctx, args, config, stack):
         notes = open_experiment(args, config, stack)
     except ConfigError as e:
         raise SystemExit(f'main.py: error: {e}') from None
+    except OSError as e:
+        raise SystemExit(f'main.py: error: cannot write in the experiment folder: {e}') from None
     logger = get_logger('maskclu', ctx.path('log.txt') if ctx.is_main else None)
     logger.info('command: %s', ' '.join(sys.argv))
     logger.info('experiment folder: %s | device: %s | world size: %d',
@@ -112,6 +120,9 @@ def run_in_experiment(ctx, args, config, stack):
     except USER_ERRORS as e:
         logger.error('%s: %s', type(e).__name__, e)
         raise SystemExit(f'main.py: error: {e}') from None
+    except OSError as e:  # the machine's, not the code's: a full disk, a folder made read-only
+        logger.error('%s: %s (files written before are intact)', type(e).__name__, e)
+        raise SystemExit(f'main.py: error: {e} (files written before are intact)') from None
 
 
 if __name__ == '__main__':

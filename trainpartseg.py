@@ -1,25 +1,40 @@
 """Part segmentation on ShapeNetPart (command of the original MaskClu README).
 
     python trainpartseg.py --ckpts <pretrained.pth> --root path/to/data --learning_rate 0.0002 --epoch 300
+    python trainpartseg.py --test --ckpts exps/partseg/<log_dir>/ckpt-best.pth [--num_votes 10]
+    python trainpartseg.py --svm --ckpts <pretrained.pth>          # dense frozen probe
+    torchrun --nproc_per_node=N trainpartseg.py --launcher pytorch ...
 
 Every flag can also come from ``--config file.yaml`` holding the same keys (``_base_`` inheritance
 as in the main configs); a flag given on the command line wins over the file. The file may also
 hold a ``model`` section (``PartSegmentation`` keys, see cfgs/partseg.yaml) and a ``dataset``
-entry (``ShapeNetPart``: DATA_PATH, LAYOUT); ``--root`` replaces the entry's DATA_PATH. This
-release parses and validates the flags and the config; the part-segmentation runner arrives
-with the part-segmentation release.
+entry (``ShapeNetPart``: DATA_PATH, LAYOUT); ``--root`` replaces the entry's DATA_PATH. The flags
+become a trainer config (``tools.runner_partseg.seg_config``) and a ``RunContext``; the work is
+``tools.runner_partseg.run``. Folders: training ``<exp>/partseg/<log_dir>``, ``--test`` its
+``test/`` and ``--svm`` its ``dense_probe/`` sub-folder (config.yaml, log.txt, results.json).
 """
 import argparse
 import os
 import sys
 
+import torch
+
 from datasets import check_dataset_config
+from datasets.files import DatasetError
 from models import check_model_config
-from utils.config import ConfigError, load_config
+from tools import runner_partseg
+from tools.context import RunContext
+from tools.engine import NonFiniteLossError
+from utils import dist
+from utils.checkpoint import CheckpointError
+from utils.config import ConfigError, load_config, save_config
+from utils.logger import get_logger
+from utils.misc import resolve_device, seed_everything
 from utils.registry import unknown_name_message
 
 DEFAULT_ROOT = 'data/shapenetcore_partanno_segmentation_benchmark_v0_normal/'
 SECTIONS = ('model', 'dataset')    # config-file keys that are not flags
+USER_ERRORS = (ConfigError, DatasetError, CheckpointError, NonFiniteLossError)
 
 
 def build_parser():
@@ -35,8 +50,15 @@ def build_parser():
     p.add_argument('--warmup_epoch', type=int, default=10)
     p.add_argument('--batch_size', type=int, default=16)
     p.add_argument('--npoint', type=int, default=2048)
-    p.add_argument('--log_dir', default=None, help='experiment folder name under exps/partseg/')
+    p.add_argument('--log_dir', default='default', help='experiment folder name under <exp>/partseg/')
+    p.add_argument('--exp', default='exps', help='root of the experiment folders')
     p.add_argument('--test', action='store_true', help='evaluate the segmentation checkpoint in --ckpts')
+    p.add_argument('--num_votes', type=int, default=0,
+                   help='with --test: also average the log-probabilities of N random isotropic scalings')
+    p.add_argument('--svm', action='store_true',
+                   help='dense frozen probe of the pre-trained encoder in --ckpts (linear per-point classifier)')
+    p.add_argument('--resume', action='store_true', help='continue the run in --log_dir from ckpt-last.pth')
+    p.add_argument('--val_freq', type=int, default=1, help='evaluate on the test split every N epochs')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--num_workers', type=int, default=4)
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
@@ -88,7 +110,12 @@ def resolve_sections(args):
 def contradiction(args):
     """A one-line reason why the flags cannot go together, or None."""
     rules = [
+        (args.test and args.svm, '--test and --svm are two different evaluations; give one'),
         (args.test and not args.ckpts, '--test needs --ckpts <segmentation checkpoint>'),
+        (args.svm and not args.ckpts, '--svm needs --ckpts <pre-trained checkpoint>'),
+        ((args.test or args.svm) and args.resume, '--resume continues a training run; not with --test or --svm'),
+        (args.num_votes and not args.test, '--num_votes goes with --test'),
+        (args.num_votes < 0 or args.val_freq < 0, '--num_votes and --val_freq must be >= 0'),
         (args.ckpts is not None and not os.path.isfile(args.ckpts), f'--ckpts {args.ckpts}: no such file'),
         (not os.path.isdir(args.root), f'--root {args.root}: no such folder (ShapeNetPart text or HDF5 '
                                        f'layout; demo data: python tools/make_demo_data.py --out data/demo)'),
@@ -116,10 +143,61 @@ def parse_args(argv=None):
     return args
 
 
+def mode_of(args):
+    return 'partseg_test' if args.test else 'dense_probe' if args.svm else 'partseg'
+
+
+def experiment_path(args):
+    """``<exp>/partseg/<log_dir>``, with ``test/`` or ``dense_probe/`` below it for the evaluations."""
+    path = os.path.join(args.exp, 'partseg', args.log_dir)
+    sub = {'partseg_test': 'test', 'dense_probe': 'dense_probe'}.get(mode_of(args))
+    return os.path.join(path, sub) if sub else path
+
+
+def check_experiment(path, args):
+    """Refuse to overwrite a training run's checkpoints, or to resume one that does not exist."""
+    has_ckpt = os.path.isfile(os.path.join(path, 'ckpt-last.pth'))
+    if mode_of(args) == 'partseg' and has_ckpt and not args.resume:
+        raise SystemExit(f'trainpartseg.py: error: {path} already holds ckpt-last.pth; use --resume to continue it '
+                         f'or another --log_dir')
+    if args.resume and not has_ckpt:
+        raise SystemExit(f'trainpartseg.py: error: --resume but {path}/ckpt-last.pth does not exist')
+
+
 def main(argv=None):
-    parse_args(argv)
-    sys.exit('trainpartseg.py: the part-segmentation runner is not part of this release '
-             '(flags and config were checked)')
+    args = parse_args(argv)
+    try:
+        config = runner_partseg.seg_config(learning_rate=args.learning_rate, weight_decay=args.weight_decay,
+                                           epoch=args.epoch, warmup_epoch=args.warmup_epoch,
+                                           batch_size=args.batch_size, npoint=args.npoint, model=args.model,
+                                           dataset=args.dataset)
+        device_type = resolve_device(args.device)
+    except (ConfigError, ValueError) as e:
+        raise SystemExit(f'trainpartseg.py: error: {e}') from None
+    path = experiment_path(args)
+    check_experiment(path, args)
+    local_rank = dist.init_distributed(args.launcher, device_type)
+    device = torch.device(device_type, local_rank) if device_type == 'cuda' else torch.device('cpu')
+    ctx = RunContext(device=device, experiment_path=path, mode=mode_of(args), seed=args.seed, rank=dist.get_rank(),
+                     world_size=dist.get_world_size(), local_rank=local_rank, resume=args.resume,
+                     val_freq=args.val_freq, ckpts=args.ckpts, scratch=not args.ckpts, num_workers=args.num_workers)
+    seed_everything(ctx.seed + ctx.rank)
+    if ctx.is_main:
+        os.makedirs(path, exist_ok=True)
+        save_config(config, ctx.path('config.yaml'))
+    logger = get_logger('maskclu', ctx.path('log.txt') if ctx.is_main else None)
+    logger.info('command: %s', ' '.join(sys.argv if argv is None else ['trainpartseg.py', *argv]))
+    logger.info('experiment folder: %s | mode: %s | device: %s | world size: %d', path, ctx.mode, device,
+                ctx.world_size)
+    try:
+        result = runner_partseg.run(ctx, config, logger, num_votes=args.num_votes)
+        dist.barrier()
+        return result
+    except USER_ERRORS as e:
+        logger.error('%s: %s', type(e).__name__, e)
+        raise SystemExit(f'trainpartseg.py: error: {e}') from None
+    finally:
+        dist.cleanup_distributed()
 
 
 if __name__ == '__main__':

@@ -134,7 +134,8 @@ def build_dataloader(entry, *, train, total_bs, seed, num_workers, pin_memory=Fa
     features of a train split extracted for a probe do not depend on the RNG), and its items draw
     their other randomness from ``item_rng(index)`` seeded by ``seed`` (the same items whatever the
     workers, ranks or epoch). Under DDP each rank gets ``len / world_size`` items (torch's
-    DistributedSampler pads the last rank's share with repeated items). An empty split is a
+    DistributedSampler pads the last rank's share with repeated items: ``EpochLoader.sample_indices``,
+    ``utils.dist.gather_by_index``). An empty split is a
     ``DatasetError`` naming its list files.
     """
     dataset = build_dataset(entry, where)

@@ -3,6 +3,7 @@
     python scripts/benchmark.py pretrain --configs pretrain pretrain_released pretrain_pointmae \
         --batch 16 --device cpu [--amp off|bf16] [--repeats 10] [--json out.json]
     python scripts/benchmark.py finetune --device cpu [--batch 32] [--repeats 5] [--vote_clouds 32] [--json out.json]
+    python scripts/benchmark.py partseg --device cpu [--batch 16] [--types full frozen] [--repeats 3] [--json out.json]
 
 ``finetune`` (``bench_finetune``): the full-size fine-tuning step of ``cfgs/finetune_modelnet.yaml``
 (B=32, 8192-point synthetic clouds through the training data path: FPS to 1200, a random 1024,
@@ -11,6 +12,10 @@ protocol (full, linear, mlp3), interleaved; and the voting test's throughput (te
 second, V=10 votes each) done the project's way (FPS to 1200 once per cloud, cached:
 ``tools.classification.VotingTest``) beside the naive way (FPS recomputed from the 8192 points
 for every vote, as Point-MAE does), the two interleaved repeat by repeat.
+
+``partseg``: the part-segmentation step at full size (B=16, 2048 points, G=128), see
+``scripts/benchmark_partseg.py``; it shares this module's timing (``interleaved_times``,
+``StepBench.timed`` / ``phases``) and peak memory (``peak_memory_mb``).
 
 For each config (``cfgs/<name>.yaml``; the model section only) it times a full training
 step — forward, backward, optimizer — on synthetic unit-sphere clouds: the configs are
@@ -68,6 +73,10 @@ class StepBench:
         self.optimizer = build_optimizer(self.model, self.config.optimizer)
         self.points = synthetic_clouds(batch, self.config.npoints, device)
         self.amp = amp
+
+    def spawn_args(self, batch):
+        """(class, args) that rebuild this bench on the CPU in a child process (peak memory)."""
+        return StepBench, (self.name, batch, torch.device('cpu'), self.amp)
 
     def step(self):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -152,15 +161,16 @@ def peak_rss_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child_peak_rss(name, batch, steps, amp, queue):
-    bench = StepBench(name, batch, torch.device('cpu'), amp=amp)
+def _child_peak_rss(cls, args, steps, queue):
+    bench = cls(*args)
     for _ in range(steps):
         bench.step()
     queue.put(peak_rss_mb())
 
 
 def peak_memory_mb(bench, batch, steps=2):
-    """CUDA: max allocated during ``steps`` steps. CPU: peak RSS (MB) of a child doing the same."""
+    """CUDA: max allocated during ``steps`` steps. CPU: peak RSS (MB) of a child that rebuilds the
+    bench (``bench.spawn_args(batch)``) and does the same."""
     if bench.device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(bench.device)
         for _ in range(steps):
@@ -168,14 +178,16 @@ def peak_memory_mb(bench, batch, steps=2):
         return torch.cuda.max_memory_allocated(bench.device) / 2**20
     ctx = mp.get_context('spawn')
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child_peak_rss, args=(bench.name, batch, steps, bench.amp, queue))
+    proc = ctx.Process(target=_child_peak_rss, args=(*bench.spawn_args(batch), steps, queue))
     proc.start()
+    result = queue.get()   # before join: a child blocked on a full pipe would never exit
     proc.join()
-    return queue.get() if proc.exitcode == 0 else float('nan')
+    return result if proc.exitcode == 0 else float('nan')
 
 
-def bench_pretrain(names, batch, device, repeats, warmup, amp):
-    benches = [StepBench(n, batch, device, amp) for n in names]
+def interleaved_times(benches, repeats, warmup):
+    """``warmup`` untimed steps per bench, then ``repeats`` rounds timing one step of each bench in
+    turn (round-robin, so machine noise hits them alike) -> {bench.name: [seconds]}."""
     for bench in benches:
         for _ in range(warmup):
             bench.step()
@@ -183,6 +195,12 @@ def bench_pretrain(names, batch, device, repeats, warmup, amp):
     for _ in range(repeats):
         for bench in benches:
             times[bench.name].append(bench.timed())
+    return times
+
+
+def bench_pretrain(names, batch, device, repeats, warmup, amp):
+    benches = [StepBench(n, batch, device, amp) for n in names]
+    times = interleaved_times(benches, repeats, warmup)
     rows = []
     for bench in benches:
         median = statistics.median(times[bench.name])
@@ -308,13 +326,7 @@ def bench_voting(n_clouds, device, repeats, amp, batch=32, raw_points=8192):
 def bench_finetune(batch, device, repeats, warmup, amp, types=('full', 'linear', 'mlp3')):
     """Rows {type, batch, amp_bf16, device, step_ms (median), samples_per_s, phases_ms} per protocol, interleaved."""
     benches = [FinetuneBench(t, batch, device, amp) for t in types]
-    for bench in benches:
-        for _ in range(warmup):
-            bench.step()
-    times = {b.name: [] for b in benches}
-    for _ in range(repeats):
-        for bench in benches:
-            times[bench.name].append(bench.timed())
+    times = interleaved_times(benches, repeats, warmup)
     rows = []
     for bench in benches:
         median = statistics.median(times[bench.name])
@@ -350,10 +362,12 @@ def main_finetune(args, device):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('what', choices=['pretrain', 'finetune'])
+    parser.add_argument('what', choices=['pretrain', 'finetune', 'partseg'])
+    parser.add_argument('--types', nargs='+', default=['full', 'frozen'], choices=['full', 'frozen'],
+                        help='partseg: model types (full fine-tuning, frozen backbone)')
     parser.add_argument('--configs', nargs='+', default=['pretrain', 'pretrain_released', 'pretrain_pointmae'])
     parser.add_argument('--baseline', default='pretrain_pointmae', help='config the ratio column divides by')
-    parser.add_argument('--batch', type=int, default=None, help='default 16 (pretrain), 32 (finetune)')
+    parser.add_argument('--batch', type=int, default=None, help='default 16 (pretrain, partseg), 32 (finetune)')
     parser.add_argument('--vote_clouds', type=int, default=32, help='finetune: test clouds of the voting benchmark')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     parser.add_argument('--repeats', type=int, default=10)
@@ -370,6 +384,9 @@ def main():
                 json.dump(result, f, indent=2)
         return
     args.batch = args.batch or 16
+    if args.what == 'partseg':
+        from scripts.benchmark_partseg import main_partseg
+        return main_partseg(args, device)
     print(f'device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}')
     rows = bench_pretrain(args.configs, args.batch, device, args.repeats, args.warmup, amp=args.amp == 'bf16')
     if device.type == 'cuda':

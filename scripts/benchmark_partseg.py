@@ -1,21 +1,19 @@
-"""Benchmark of the part-segmentation training step at full size (B=16, 2048 points, G=128).
+"""``python scripts/benchmark.py partseg``: the part-segmentation training step at full size
+(B=16, 2048 points, G=128).
 
-    python scripts/benchmark_partseg.py --device cpu [--types full frozen] [--batch 16] [--repeats 5] [--json out.json]
+    python scripts/benchmark.py partseg --device cpu [--types full frozen] [--batch 16] [--repeats 3] [--warmup 1] \
+        [--json out.json]
 
 For each model ``type`` (the model section of ``cfgs/partseg.yaml`` with ``type`` set: ``full``
 fine-tuning, ``frozen`` backbone) it times a whole training step — forward (log-probabilities),
 NLL over all points, backward, AdamW — on synthetic unit-sphere clouds with random categories
-and valid part labels. The types are interleaved round-robin so machine noise hits them alike;
-the median is reported with its ratio to the first type. One more step per type gives the
-per-phase breakdown (``PhaseTimer`` of scripts/benchmark.py: patchify, embedding, encoder,
-propagation, heads, backward, optimizer). Peak memory as in scripts/benchmark.py: CUDA max
-allocated, or on CPU the peak resident set (VmHWM) of a child process that builds the model
-and runs the steps alone. ``bench_partseg`` returns the rows (scripts/benchmark.py can offer it
-as ``benchmark.py partseg``).
+and valid part labels. Timing, phases and peak memory are scripts/benchmark.py's
+(``interleaved_times``: the types round-robin, the median reported with its ratio to the first
+type; ``PhaseTimer``: patchify, embedding, encoder, propagation, heads, backward, optimizer;
+``peak_memory_mb``: CUDA max allocated, or on CPU the peak resident set of a child process that
+builds the model and runs the steps alone). On CUDA the types are also run under bf16 autocast.
 """
-import argparse
 import json
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -63,6 +61,9 @@ class PartSegBench(base.StepBench):
         self.points = base.synthetic_clouds(batch, cfg.npoint, device)
         self.category, self.parts = synthetic_parts(batch, cfg.npoint, self.points)
 
+    def spawn_args(self, batch):
+        return PartSegBench, (self.name, batch, torch.device('cpu'), False, self.config)
+
     def step(self):
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             log_probs = self.model(self.points, self.category)
@@ -75,49 +76,20 @@ class PartSegBench(base.StepBench):
         return loss
 
 
-def _child_peak_rss(model_type, batch, config, steps, queue):
-    bench = PartSegBench(model_type, batch, torch.device('cpu'), config=config)
-    for _ in range(steps):
-        bench.step()
-    queue.put(base.peak_rss_mb())
-
-
-def peak_memory_mb(bench, batch, steps=1):
-    """CUDA: max allocated during ``steps`` steps. CPU: peak RSS (MB) of a child doing the same."""
-    if bench.device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(bench.device)
-        for _ in range(steps):
-            bench.step()
-        return torch.cuda.max_memory_allocated(bench.device) / 2**20
-    ctx = mp.get_context('spawn')
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child_peak_rss, args=(bench.name, batch, bench.config, steps, queue))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result if proc.exitcode == 0 else float('nan')
-
-
 def bench_partseg(types=('full', 'frozen'), batch=16, device=torch.device('cpu'), repeats=5, warmup=1, amp=False,
                   config=CONFIG):
     """Rows {type, batch, amp_bf16, device, step_ms (median), step_ms_all, samples_per_s, phases_ms,
     peak_mem_mb, ratio_to_first} for each model type, timed interleaved (``config``: a part-segmentation
     config whose model section, npoint, learning_rate and weight_decay are used)."""
     benches = [PartSegBench(t, batch, device, amp, config) for t in types]
-    for bench in benches:
-        for _ in range(warmup):
-            bench.step()
-    times = {b.name: [] for b in benches}
-    for _ in range(repeats):
-        for bench in benches:
-            times[bench.name].append(bench.timed())
+    times = base.interleaved_times(benches, repeats, warmup)
     rows = []
     for bench in benches:
         median = statistics.median(times[bench.name])
         rows.append({'type': bench.name, 'batch': batch, 'amp_bf16': amp, 'device': str(device),
                      'step_ms': 1e3 * median, 'step_ms_all': [1e3 * t for t in times[bench.name]],
                      'samples_per_s': batch / median, 'phases_ms': bench.phases(steps=1),
-                     'peak_mem_mb': peak_memory_mb(bench, batch)})
+                     'peak_mem_mb': base.peak_memory_mb(bench, batch, steps=1)})
     for row in rows:
         row['ratio_to_first'] = row['step_ms'] / rows[0]['step_ms']
     return rows
@@ -133,16 +105,8 @@ def print_table(rows):
               f"{r['samples_per_s']:>11.2f}{r['peak_mem_mb']:>9.0f}  {share}")
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--types', nargs='+', default=['full', 'frozen'], choices=['full', 'frozen'])
-    parser.add_argument('--batch', type=int, default=16)
-    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
-    parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--warmup', type=int, default=1)
-    parser.add_argument('--json', default=None, help='write the numbers to this file')
-    args = parser.parse_args()
-    device = torch.device(args.device)
+def main_partseg(args, device):
+    """scripts/benchmark.py's ``partseg`` subcommand (``args``: its parsed flags)."""
     print(f'device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}; '
           f'cfgs/partseg.yaml model, 2048 points, G=128')
     rows = bench_partseg(args.types, args.batch, device, args.repeats, args.warmup)
@@ -152,7 +116,4 @@ def main():
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=2)
-
-
-if __name__ == '__main__':
-    main()
+    return rows

@@ -72,7 +72,7 @@ def test_check_keys_rejects_misspelling_with_hint_and_fills_defaults():
     schema = {'optimizer': ANY, 'max_epoch': 300, 'svm': {'freq': 0, 'C': 0.01}, 'clip': None}
     with pytest.raises(ConfigError, match=r"unknown key 'ptimizer' \(did you mean 'optimizer'\?\)"):
         check_keys({'ptimizer': {}}, schema, 'x.yaml')
-    with pytest.raises(ConfigError, match=r"x.yaml.svm: unknown key 'frq'"):
+    with pytest.raises(ConfigError, match=r"x.yaml: svm: unknown key 'frq'"):
         check_keys({'svm': {'frq': 1}}, schema, 'x.yaml')
     out = check_keys({'svm': {'freq': 2}}, schema, 'x.yaml')
     assert out == {'svm': {'freq': 2, 'C': 0.01}, 'max_epoch': 300}

@@ -77,5 +77,5 @@ def test_main_stops_before_building_with_one_line(tmp_path):
                            '--opts', 'max_epoch=ten'], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.strip().splitlines() if 'WARNING' not in line]
-    assert lines == [f"main.py: error: {DEMO}.max_epoch: expected an integer (default 300), found 'ten' (a string)"]
+    assert lines == [f"main.py: error: {DEMO}: max_epoch: expected an integer (default 300), found 'ten' (a string)"]
     assert not (tmp_path / 'exps').exists()

@@ -165,8 +165,14 @@ def worker_env(**extra):
 
 def run_ranks(out_dir, timeout=120):
     """Start WORLD processes of ``loss_worker`` with torchrun's environment variables."""
+    return run_ranks_of(__file__, ['loss', out_dir], out_dir, timeout)
+
+
+def run_ranks_of(script, args, out_dir, timeout=120):
+    """Run ``python script *args`` as WORLD ranks with torchrun's environment variables; each rank
+    saves ``<out_dir>/rank<r>.pt``; returns those, loaded, by rank."""
     port = str(free_port())
-    procs = [subprocess.Popen([sys.executable, __file__, 'loss', out_dir], cwd=ROOT,
+    procs = [subprocess.Popen([sys.executable, script, *args], cwd=ROOT,
                               env=worker_env(MASTER_ADDR='127.0.0.1', MASTER_PORT=port, WORLD_SIZE=str(WORLD),
                                              RANK=str(rank), LOCAL_RANK=str(rank)),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -68,7 +68,8 @@ def point_mae(tmp_path):
 
 
 def released_maskclu(tmp_path):
-    model, ckpt = foreign(tiny_model_config(NAME='MaskClu', views=1, losses={'global': {'type': 'released'}}), 4)
+    model, ckpt = foreign(tiny_model_config(NAME='MaskClu', views=1, losses={'assign': {'pairing': 'self'},
+                                                                          'global': {'type': 'released'}}), 4)
     ckpt['base_model']['module.norm.weight'] = torch.ones(C)  # the released decoder's extra LayerNorm
     path = tmp_path / 'maskclu_released.pth'
     torch.save(ckpt, path)

@@ -280,12 +280,14 @@ def count_calls(module):
     return calls
 
 
-def test_two_views_tokenize_once():
+def test_two_views_tokenize_once_and_run_stacked():
     model = build('maskclu')
     assert model.views == 2
     grouping, embedding = count_calls(model.MAE_encoder.group_divider), count_calls(model.MAE_encoder.encoder)
+    encoder, decoder = count_calls(model.MAE_encoder.blocks), count_calls(model.MAE_decoder)
     run(model)
     assert len(grouping) == 1 and len(embedding) == 1
+    assert len(encoder) == 1 and len(decoder) == 1  # both views stacked through one call each
 
 
 def test_released_target_pass_builds_no_graph():

@@ -88,3 +88,36 @@ def test_training_step_has_no_cuda_sync(name):
         step()
     finally:
         torch.cuda.set_sync_debug_mode('default')
+
+
+def test_trainer_loop_reads_nothing_on_the_host_between_logs(tiny_config, tmp_path, monkeypatch, torch_globals):
+    """The trainer's per-step work for pre-training (``prepare``, ``train_step``, the guarded
+    backward/update, the running means, the sample count) reads no device value on the host
+    from the second step on; only the logging interval does (log_freq > steps here)."""
+    from tools.context import RunContext
+    from tools.runner_pretrain import PretrainTask
+    from tools.trainer import Trainer
+    from utils.logger import get_logger
+    from utils.meters import AverageMeter
+    path = tiny_config(max_epoch=1, log_freq=100)
+    config = validate_config(load_config(path), path)
+    ctx = RunContext(device=torch.device('cpu'), experiment_path=str(tmp_path), num_workers=0)
+    task = PretrainTask(ctx, config, get_logger('maskclu-test'))
+    trainer = Trainer(task, ctx, config, get_logger('maskclu-test'))
+    calls = []
+
+    def guarded(fn):
+        def run(*args, **kwargs):
+            calls.append(fn.__name__)
+            if calls.count('train_step') < 2:   # the first step creates the optimizer state
+                return fn(*args, **kwargs)
+            with forbid_host_reads():
+                return fn(*args, **kwargs)
+        run.__name__ = fn.__name__
+        return run
+    for name in ('prepare', 'train_step', 'batch_size'):
+        monkeypatch.setattr(task, name, guarded(getattr(task, name)))
+    monkeypatch.setattr(trainer.stepper, 'backward', guarded(trainer.stepper.backward))
+    monkeypatch.setattr(AverageMeter, 'update', guarded(AverageMeter.update))
+    trainer.fit()
+    assert calls.count('train_step') == len(task.train_loader) == 3

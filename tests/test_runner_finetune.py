@@ -217,3 +217,12 @@ def test_resume_continues_exactly(tiny_modelnet, tmp_path):
         return [{k: v for k, v in r.items() if k not in ('time', 'samples_per_s', 'epoch_time_s')}
                 for r in rows if r['tag'] == 'epoch']
     assert epochs('split') == epochs('straight') and len(epochs('straight')) == 3
+
+
+def test_svm_probe_of_a_finetuned_checkpoint_with_a_finetune_config(scratch_run, tmp_path):
+    """--svm with a fine-tuning config (backbone keys auto): the keys are read from the checkpoint."""
+    tmp, config = scratch_run
+    best = str(exp_dir(tmp, 'scratch') / 'ckpt-best.pth')
+    main('--svm', '--config', config, '--ckpts', best, '--exp', str(tmp_path / 'exps'), '--exp_name', 'svm')
+    metrics = read(exp_dir(tmp_path, 'svm') / 'results.json')['metrics']
+    assert metrics['svm_acc'] > 100.0 / CLASSES

@@ -74,6 +74,10 @@ def validate_config(cfg, path):
     out['dataset'] = check_dataset_section(out['dataset'], f'{path}: dataset')
     out['model'] = check_model_section(out['model'], f'{path}: model')
     check_transforms(out['train_transforms'], f'{path}: train_transforms')
+    missing = [s for s in ('svm_train', 'svm_test') if s not in out['dataset']] if out['svm_probe']['freq'] else []
+    if missing:
+        raise ConfigError(f"{path}: svm_probe.freq is {out['svm_probe']['freq']} but dataset.{missing[0]} is not "
+                          f"set (the probe's splits: dataset.svm_train and dataset.svm_test; freq 0 turns it off)")
     if 'classification' in out:
         from tools.classification import classification_config
         classification_config(out, f'{path}: classification')

@@ -19,7 +19,7 @@ class RunContext:
 
     ``device``: this rank's torch device; ``experiment_path``: the run's folder (config.yaml,
     log.txt, metrics.jsonl, checkpoints, results.json); ``mode``: pretrain, finetune, test,
-    fewshot or svm; ``seed``: the base seed (each rank seeds ``seed + rank``); ``rank`` /
+    fewshot or svm (main.py), partseg, partseg_test or dense_probe (trainpartseg.py); ``seed``: the base seed (each rank seeds ``seed + rank``); ``rank`` /
     ``world_size`` / ``local_rank``: the process group (0 / 1 / 0 without DDP). The flags:
     ``resume`` (continue from ``ckpt-last.pth``), ``val_freq`` (evaluate every N epochs),
     ``vote`` (voting evaluation while fine-tuning), ``ckpts`` (checkpoint to fine-tune, test or

@@ -28,7 +28,8 @@ from torch import nn
 
 from extensions import gather_points
 from utils import dist
-from utils.seg_metrics import PartSegMeter, category_part_mask, gather_rows
+from utils.dist import gather_rows
+from utils.seg_metrics import PartSegMeter, category_part_mask
 
 
 def split_batch(batch, device):
@@ -91,16 +92,18 @@ def fit_linear_probe(features, parts, category, category_of_part, device='cpu', 
     optimizer = torch.optim.Adam(probe.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * math.ceil(len(features) / batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
-    for _ in range(epochs):
-        for rows in torch.randperm(len(features), generator=generator).split(batch_size):
-            x = (features[rows].to(device).float() - mean) / std
-            allowed = category_part_mask(category[rows].to(device), table)
-            logits = probe(x).masked_fill(~allowed, float('-inf'))
-            loss = F.cross_entropy(logits, parts[rows].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+    # float32 with gradients even when called from an evaluation (no_grad, autocast)
+    with torch.enable_grad(), torch.autocast(device.type, enabled=False):
+        for _ in range(epochs):
+            for rows in torch.randperm(len(features), generator=generator).split(batch_size):
+                x = (features[rows].to(device).float() - mean) / std
+                allowed = category_part_mask(category[rows].to(device), table)
+                logits = probe(x).masked_fill(~allowed, float('-inf'))
+                loss = F.cross_entropy(logits, parts[rows].to(device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
     with torch.no_grad():
         probe.weight.div_(std)
         probe.bias.sub_(probe.weight @ mean)

@@ -18,11 +18,12 @@ from utils.transforms import build_transforms
 
 
 class PretrainTask(Task):
-    """Pre-training of ``config.model`` (MaskClu, Point_MAE, ...) on ``dataset.train``."""
-    best_metric = {'name': 'svm_acc', 'mode': 'max'}
+    """Pre-training of ``config.model`` (MaskClu, Point_MAE, ...) on ``dataset.train``; the best
+    epoch is the one with the highest probe accuracy when the probe runs."""
 
     def __init__(self, ctx, config, logger):
         self.ctx, self.config, self.logger = ctx, config, logger
+        self.best_metric = {'name': 'svm_acc', 'mode': 'max'} if config.svm_probe.freq else None
         loader_args = dict(total_bs=config.total_bs, seed=ctx.seed, num_workers=ctx.num_workers,
                            pin_memory=ctx.pin_memory)
         self.train_loader = build_dataloader(config.dataset.train, train=True, **loader_args)

@@ -70,6 +70,7 @@ class SvmTask(Task):
 def run(ctx, config, logger):
     """main.py entry for the ``svm`` mode."""
     metrics = Trainer(SvmTask(ctx, config, logger), ctx, config, logger).evaluate()
-    print(f"linear SVM on {metrics['train_items']} train / {metrics['test_items']} test items: "
-          f"accuracy {metrics['svm_acc']:.2f} % with C = {metrics['svm_C']:g} (chosen by cross-validation "
-          f"on the train features); fixed C = {config.svm_probe.C:g}: {metrics['svm_acc_fixed_C']:.2f} %")
+    if ctx.is_main:
+        print(f"linear SVM on {metrics['train_items']} train / {metrics['test_items']} test items: "
+              f"accuracy {metrics['svm_acc']:.2f} % with C = {metrics['svm_C']:g} (chosen by cross-validation "
+              f"on the train features); fixed C = {config.svm_probe.C:g}: {metrics['svm_acc_fixed_C']:.2f} %")

@@ -115,9 +115,8 @@ def due(epoch, freq, max_epoch):
 
 
 def wrap_model(model, ctx, config):
-    """SyncBN / DDP / torch.compile as asked; returns the module the step calls."""
-    if ctx.sync_bn:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    """DDP / torch.compile as asked; returns the module the step calls (``model`` itself without
+    either)."""
     net = model
     if dist.is_dist():
         device_ids = [ctx.device.index] if ctx.device.type == 'cuda' else None
@@ -149,6 +148,8 @@ class Trainer:
         if task.train_loader is None:
             return
         self.loader = task.train_loader
+        if ctx.sync_bn:  # new BatchNorm modules: the task, the checkpoints and the optimizer see them
+            self.model = task.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.net = wrap_model(self.model, ctx, config)
         self.optimizer = build_optimizer(self.model, config.optimizer)
         steps = len(self.loader) // config.step_per_update
@@ -182,6 +183,8 @@ class Trainer:
         try:
             for epoch in range(self.start_epoch, self.config.max_epoch):
                 metrics = self.train_one_epoch(epoch)
+                if any(due(epoch + 1, freq, self.config.max_epoch) for freq, _ in self.task.evaluations):
+                    self.save_last(epoch + 1, metrics)  # first: a failing evaluation does not cost the epoch
                 metrics.update(self.run_evaluations(epoch + 1))
                 self.writer.write(metrics, step=epoch + 1, prefix='epoch', epoch=epoch + 1)
                 self.logger.info('epoch %d/%d %s', epoch + 1, self.config.max_epoch,
@@ -190,8 +193,8 @@ class Trainer:
         finally:  # also on an interruption or a non-finite stop: flush metrics.jsonl and TensorBoard
             self.writer.close()
         if self.best_rule and not self.best:
-            self.logger.warning('consider_metric %s never appeared in the epoch metrics: no ckpt-best.pth',
-                                self.best_rule.name)
+            self.logger.warning('the best-checkpoint metric %s (consider_metric) never appeared in the epoch '
+                                'metrics: no ckpt-best.pth', self.best_rule.name)
         return self.results()
 
     def train_one_epoch(self, epoch):
@@ -268,17 +271,30 @@ class Trainer:
         """Checkpoints and results.json after epoch ``epochs_done`` (rank 0 writes)."""
         self.update_best(epochs_done, metrics)
         self.last = {'epoch': epochs_done, **to_plain(metrics)}
-        rng = rng_state_all_ranks()  # a collective under DDP: before the rank-0 check
-        if not dist.is_main_process():
+        ckpt = self.checkpoint(epochs_done, metrics)
+        if ckpt is None:
             return
-        ckpt = make_checkpoint(self.model, self.optimizer, self.scheduler, None, epoch=epochs_done,
-                               metrics=metrics, best_metrics=self.best, config=self.config, rng=rng)
         save_checkpoint(ckpt, self.ckpt_path('last'))
         if epochs_done % self.config.ckpt_save_freq == 0 or epochs_done == self.config.max_epoch:
             save_checkpoint(ckpt, self.ckpt_path(f'epoch-{epochs_done:03d}'))
         if self.best.get('epoch') == epochs_done:
             save_checkpoint(ckpt, self.ckpt_path('best'))
         write_json(self.ctx.path(RESULTS_FILE), self.results())
+
+    def checkpoint(self, epochs_done, metrics):
+        """The checkpoint dict of epoch ``epochs_done`` on rank 0, None on the other ranks (every
+        rank must call it: gathering the RNG states is a collective under DDP)."""
+        rng = rng_state_all_ranks()
+        if not dist.is_main_process():
+            return None
+        return make_checkpoint(self.model, self.optimizer, self.scheduler, None, epoch=epochs_done,
+                               metrics=metrics, best_metrics=self.best, config=self.config, rng=rng)
+
+    def save_last(self, epochs_done, metrics):
+        """``ckpt-last.pth`` of epoch ``epochs_done`` before its evaluations run (rank 0 writes)."""
+        ckpt = self.checkpoint(epochs_done, metrics)
+        if ckpt is not None:
+            save_checkpoint(ckpt, self.ckpt_path('last'))
 
     def results(self):
         """results.json of a training run: the best epoch (by ``consider_metric``) and the last."""

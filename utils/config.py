@@ -206,15 +206,21 @@ def check_keys(cfg, schema, where):
         if key not in schema:
             raise ConfigError(f"{where}: " + unknown_name_message('key', key, schema))
         default = schema[key]
-        check_type(value, default, f"{where}.{key}")
+        check_type(value, default, _child(where, key))
         if isinstance(default, dict) and default and isinstance(value, dict):
-            value = check_keys(value, default, f"{where}.{key}")
+            value = check_keys(value, default, _child(where, key))
         out[key] = value
     for key, default in schema.items():
         default = default.default if isinstance(default, Typed) else default
         if key not in out and default is not None and default is not ANY:
-            out[key] = copy.deepcopy(check_keys({}, default, f"{where}.{key}") if isinstance(default, dict) and default else default)
+            out[key] = copy.deepcopy(check_keys({}, default, _child(where, key)) if isinstance(default, dict) and default else default)
     return out
+
+
+def _child(where, key):
+    """The name of ``key`` inside the section ``where`` (``model.num_group``; at the top of a
+    config file ``cfgs/x.yaml: max_epoch``)."""
+    return f"{where}: {key}" if where.endswith(('.yaml', '.yml')) else f"{where}.{key}"
 
 
 def expected_types(default):

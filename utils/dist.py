@@ -22,6 +22,10 @@ def is_main_process():
     return get_rank() == 0
 
 
+class LauncherError(RuntimeError):
+    """``--launcher pytorch`` outside torchrun (its environment variables are missing)."""
+
+
 def init_distributed(launcher, device_type):
     """Start the process group for ``--launcher pytorch`` from torchrun's env variables.
 
@@ -32,7 +36,7 @@ def init_distributed(launcher, device_type):
         return 0
     missing = [k for k in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK') if k not in os.environ]
     if missing:
-        raise RuntimeError(f"--launcher pytorch needs torchrun's environment ({', '.join(missing)} not set); "
+        raise LauncherError(f"--launcher pytorch needs torchrun's environment ({', '.join(missing)} not set); "
                            f"start with: torchrun --nproc_per_node=N main.py --launcher pytorch ...")
     local_rank = int(os.environ['LOCAL_RANK'])
     backend = 'nccl' if device_type == 'cuda' else 'gloo'

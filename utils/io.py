@@ -14,22 +14,28 @@ TEMP_FILE = re.compile(r'^\..+\.[0-9a-f]{8}\.tmp$')
 def atomic_write(path, mode='wb'):
     """Yield a file object for a hidden temporary file next to ``path``; on success flush,
     fsync and rename it over ``path`` (then fsync the folder). Any failure, KeyboardInterrupt
-    included, removes the temporary file and leaves a previous ``path`` untouched."""
+    included, removes the temporary file and leaves a previous ``path`` untouched; an
+    ``OSError`` of the write itself (a full disk) is raised again naming ``path``."""
     if mode not in ('wb', 'w'):
         raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f'.{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp')  # TEMP_FILE
+    created = False
     try:
         with open(tmp, mode.replace('w', 'x')) as f:
+            created = True
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+    except BaseException as e:
+        if created:  # never a second error from the clean-up (a read-only or full file system)
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write/flush/fsync: name the file
+            raise OSError(e.errno, e.strerror or str(e), path) from None
         raise
     _fsync_dir(folder)
 

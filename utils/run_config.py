@@ -3,7 +3,7 @@ then written, never over an earlier run's.
 
 * A fresh run writes ``<exp>/config.yaml``.
 * ``--resume`` compares the new resolved config with the last one saved in the folder
-  (``config.yaml``, or the newest ``config-resume-K.yaml``). Keys of ``SAFE_ON_RESUME`` (how long
+  (the most recently written of ``config.yaml`` and the ``config-resume-K.yaml`` files). Keys of ``SAFE_ON_RESUME`` (how long
   to run, how often to log/save/probe: ``max_epoch`` extends a run) may change; any other
   change (model, batch, schedule, optimizer, data, augmentations, ...) stops the run with a
   diff, unless ``--allow_changes KEY ...`` names it (a key or a section, e.g. ``dataset``).
@@ -28,16 +28,22 @@ SAFE_ON_RESUME = ('max_epoch', 'log_freq', 'ckpt_save_freq', 'svm_probe.freq', '
 MISSING = '<absent>'
 
 
+def resume_configs(folder):
+    """``{K: path}`` of the ``config-resume-K.yaml`` files in ``folder``."""
+    out = {}
+    for path in glob.glob(os.path.join(folder, 'config-resume-*.yaml')):
+        match = RESUME_NAME.match(os.path.basename(path))
+        if match:
+            out[int(match.group(1))] = path
+    return out
+
+
 def saved_config_path(folder):
-    """The newest config saved in ``folder`` (``config-resume-K.yaml`` with the largest K, else
-    ``config.yaml``), or None."""
-    numbered = [(int(RESUME_NAME.match(os.path.basename(p)).group(1)), p)
-                for p in glob.glob(os.path.join(folder, 'config-resume-*.yaml'))
-                if RESUME_NAME.match(os.path.basename(p))]
-    if numbered:
-        return max(numbered)[1]
-    path = os.path.join(folder, CONFIG_NAME)
-    return path if os.path.isfile(path) else None
+    """The config the last run in ``folder`` saved (the most recently written of ``config.yaml``
+    and the ``config-resume-K.yaml`` files), or None."""
+    paths = [*resume_configs(folder).values(), os.path.join(folder, CONFIG_NAME)]
+    paths = [p for p in paths if os.path.isfile(p)]
+    return max(paths, key=lambda p: os.stat(p).st_mtime_ns) if paths else None
 
 
 def flatten(node, prefix=''):
@@ -99,9 +105,7 @@ def write_run_config(folder, config, changes=None):
     if changes is None:
         path = os.path.join(folder, CONFIG_NAME)
     elif changes:
-        last = saved_config_path(folder)
-        match = RESUME_NAME.match(os.path.basename(last or ''))
-        path = os.path.join(folder, f'config-resume-{int(match.group(1)) + 1 if match else 1}.yaml')
+        path = os.path.join(folder, f'config-resume-{max(resume_configs(folder), default=0) + 1}.yaml')
     else:
         return None
     save_config(config, path)

@@ -17,7 +17,7 @@ depend on datasets/. Shapes: B shapes, N points, P parts, K categories.
 import torch
 
 from utils import dist
-from utils.dist import first_occurrences, gather_rows
+from utils.dist import first_occurrences, gather_by_index
 
 STATE_KEYS = ('index', 'category', 'iou', 'correct', 'points')
 
@@ -131,10 +131,12 @@ class PartSegMeter:
         return {k: torch.cat(v).long() if k != 'iou' else torch.cat(v).float() for k, v in self.rows.items()}
 
     def gather(self):
-        """Replace the rows by those of every rank (identity without DDP); returns self."""
+        """Replace the rows by those of every rank, each dataset index once
+        (``utils.dist.gather_by_index``; identity without DDP); returns self."""
         if dist.is_dist():
-            state = gather_rows(self.state())
-            self.rows = {k: [v] for k, v in state.items()}
+            state = self.state()
+            index, values = gather_by_index(state.pop('index'), state)
+            self.rows = {'index': [index], **{k: [v] for k, v in values.items()}}
         return self
 
     def compute(self):
