@@ -28,19 +28,24 @@ RUNNERS = {'pretrain': 'tools.runner_pretrain', 'svm': 'tools.runner_svm', 'fine
 USER_ERRORS = (ConfigError, DatasetError, CheckpointError, NonFiniteLossError)
 
 
-def check_experiment(args):
-    """Refuse to overwrite an earlier run's checkpoints, or to resume one that does not exist."""
+TRAINING_MODES = ('pretrain', 'finetune', 'fewshot', 'partseg')  # modes that write checkpoints
+
+
+def check_experiment(args, prog='main.py'):
+    """Refuse to overwrite an earlier run's checkpoints, or to resume one that does not exist.
+    ``args``: ``experiment_path``, ``mode``, ``fold``, ``resume`` (main.py's flags, or the same
+    names from trainpartseg.py); ``prog`` starts the error message."""
     path = args.experiment_path
     has_ckpt = os.path.isfile(os.path.join(path, 'ckpt-last.pth'))
     if args.mode == 'fewshot' and args.fold == -1:  # the ten folds live in <path>/fold-<f>/
         folds = [os.path.join(path, f'fold-{f}') for f in range(10)]
         has_ckpt = any(os.path.isfile(os.path.join(p, 'ckpt-last.pth')) for p in folds)
         path = next((p for p in folds if os.path.isfile(os.path.join(p, 'ckpt-last.pth'))), path)
-    if args.mode in ('pretrain', 'finetune', 'fewshot') and has_ckpt and not args.resume:
-        raise SystemExit(f'main.py: error: {path} already holds ckpt-last.pth; '
+    if args.mode in TRAINING_MODES and has_ckpt and not args.resume:
+        raise SystemExit(f'{prog}: error: {path} already holds ckpt-last.pth; '
                          f'use --resume to continue it or a new --exp_name')
     if args.resume and not has_ckpt:
-        raise SystemExit(f'main.py: error: --resume but {path}/ckpt-last.pth does not exist')
+        raise SystemExit(f'{prog}: error: --resume but {path}/ckpt-last.pth does not exist')
 
 
 def main(argv=None):

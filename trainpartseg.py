@@ -21,13 +21,11 @@ import sys
 import torch
 
 from datasets import check_dataset_config
-from datasets.files import DatasetError
+from main import USER_ERRORS, check_experiment
 from models import check_model_config
 from tools import runner_partseg
 from tools.context import RunContext
-from tools.engine import NonFiniteLossError
 from utils import dist
-from utils.checkpoint import CheckpointError
 from utils.config import ConfigError, load_config
 from utils.experiment import open_experiment
 from utils.logger import get_logger
@@ -36,7 +34,6 @@ from utils.registry import unknown_name_message
 
 DEFAULT_ROOT = 'data/shapenetcore_partanno_segmentation_benchmark_v0_normal/'
 SECTIONS = ('model', 'dataset')    # config-file keys that are not flags
-USER_ERRORS = (ConfigError, DatasetError, CheckpointError, NonFiniteLossError)
 
 
 def build_parser():
@@ -159,16 +156,6 @@ def experiment_path(args):
     return os.path.join(path, sub) if sub else path
 
 
-def check_experiment(path, args):
-    """Refuse to overwrite a training run's checkpoints, or to resume one that does not exist."""
-    has_ckpt = os.path.isfile(os.path.join(path, 'ckpt-last.pth'))
-    if mode_of(args) == 'partseg' and has_ckpt and not args.resume:
-        raise SystemExit(f'trainpartseg.py: error: {path} already holds ckpt-last.pth; use --resume to continue it '
-                         f'or another --log_dir')
-    if args.resume and not has_ckpt:
-        raise SystemExit(f'trainpartseg.py: error: --resume but {path}/ckpt-last.pth does not exist')
-
-
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -180,17 +167,18 @@ def main(argv=None):
     except (ConfigError, ValueError) as e:
         raise SystemExit(f'trainpartseg.py: error: {e}') from None
     path = experiment_path(args)
-    check_experiment(path, args)
     local_rank = dist.init_distributed(args.launcher, device_type)
     device = torch.device(device_type, local_rank) if device_type == 'cuda' else torch.device('cpu')
     ctx = RunContext(device=device, experiment_path=path, mode=mode_of(args), seed=args.seed, rank=dist.get_rank(),
                      world_size=dist.get_world_size(), local_rank=local_rank, resume=args.resume,
                      val_freq=args.val_freq, ckpts=args.ckpts, scratch=not args.ckpts, num_workers=args.num_workers)
     seed_everything(ctx.seed + ctx.rank)
+    folder_args = argparse.Namespace(experiment_path=path, mode=ctx.mode, fold=None, resume=args.resume)
     try:
         with contextlib.ExitStack() as stack:  # holds the experiment lock until the run ends
             notes = open_experiment(path, config, stack, resume=args.resume, allow_changes=args.allow_changes,
-                                    check=lambda: check_experiment(path, args), prog='trainpartseg.py')
+                                    check=lambda: check_experiment(folder_args, 'trainpartseg.py'),
+                                    prog='trainpartseg.py')
             logger = get_logger('maskclu', ctx.path('log.txt') if ctx.is_main else None)
             logger.info('command: %s', ' '.join(sys.argv if argv is None else ['trainpartseg.py', *argv]))
             logger.info('experiment folder: %s | mode: %s | device: %s | world size: %d', path, ctx.mode, device,

@@ -1,6 +1,7 @@
 """Classification runners end to end through main.py on tiny data: fine-tune from scratch beats chance,
 fine-tune from a checkpoint, ``--test`` (single pass + voting repeats) and its refusals, few-shot over
-ten folds with a failed fold reported, and exact DDP metrics with a padded sampler (2 gloo ranks)."""
+ten folds with a failed fold reported, exact resume, --svm with a fine-tuning config, and (slow, ``-m slow``)
+exact DDP metrics with a padded sampler (2 gloo ranks)."""
 import json
 import os
 import pickle
@@ -184,6 +185,7 @@ def test_fewshot_all_folds_table_and_a_failed_fold(tiny_modelnet, tmp_path):
 
 # ------------------------------------------------------------------------- DDP: exact metrics
 
+@pytest.mark.slow
 def test_ddp_test_counts_every_shape_once(scratch_run, tmp_path):
     """2 gloo ranks on 35 test shapes: the DistributedSampler pads one duplicate; the gathered
     single-pass accuracy equals the one-process number exactly."""

@@ -158,7 +158,7 @@ class FakeRunner:
             return 0
         seed = int(flag(argv, '--seed', 0))
         if script == 'trainpartseg.py':
-            folder = self.path('exps', 'partseg', flag(argv, '--log_dir'))
+            folder = self.path(flag(argv, '--exp'), 'partseg', flag(argv, '--log_dir'))
             results = {'best_epoch': {'epoch': 3, 'metrics': {'instance_miou': 70.0 + seed, 'class_miou': 65.0 + seed}},
                        'last_epoch': {'epoch': 3, 'metrics': {'instance_miou': 70.0 + seed}}}
         else:
@@ -174,9 +174,9 @@ class FakeRunner:
             elif '--way' in argv:
                 results = {'best_epoch': {'metrics': {'acc': 70.0 + bonus + int(flag(argv, '--fold'))}}} \
                     if flag(argv, '--fold') != '-1' \
-                    else {'mode': 'fewshot', 'folds': [{'fold': f, 'acc': 70.0 + bonus + f, 'last_acc': 69.0 + bonus + f}
-                                                       if f != 9 or seed == 0 else {'fold': 9, 'error': 'OOM'}
-                                                       for f in range(10)]}
+                    else {'mode': 'fewshot',
+                          'folds': [{'fold': f, 'acc': 70.0 + bonus + f, 'last_acc': 69.0 + bonus + f}
+                                    if f != 9 or seed == 0 else {'fold': 9, 'error': 'OOM'} for f in range(10)]}
             elif '--finetune_model' in argv:
                 results = {'best_epoch': {'epoch': 3, 'metrics': {'acc': 50.0 + bonus + seed}},
                            'last_epoch': {'epoch': 4, 'metrics': {'acc': 49.0 + bonus + seed}}}
@@ -223,7 +223,8 @@ def project(tmp_path, monkeypatch):
     write_yaml(root, 'cfgs/t/fewshot.yaml', {'npoints': 1024, 'max_epoch': 10, 'dataset': {'train': mn}})
     write_yaml(root, 'cfgs/t/partseg.yaml', {'npoint': 1024, 'epoch': 3,
                                              'dataset': {'NAME': 'ShapeNetPart', 'DATA_PATH': 'data/modelnet'}})
-    write_yaml(root, 'cfgs/t/pretrain.yaml', {'max_epoch': 3, 'dataset': {'train': mn}, 'model': {'w': 0, 'losses': {'assign': {'weight': 1}}}})
+    write_yaml(root, 'cfgs/t/pretrain.yaml', {'max_epoch': 3, 'dataset': {'train': mn},
+                                              'model': {'w': 0, 'losses': {'assign': {'weight': 1}}}})
     suite = {'about': 'test', 'random_config': 'cfgs/t/pretrain.yaml',
              'runs': evaluate.modelnet_runs('cfgs/t') + evaluate.scan_runs('cfgs/t', evaluate.SCAN[:1])
              + evaluate.fewshot_runs('cfgs/t/fewshot.yaml', ((5, 10),), folds=(0, 1))

@@ -202,6 +202,7 @@ def test_svm_mode_needs_labelled_splits(probed, tmp_path, torch_globals):
     with open(config) as f:
         cfg = yaml.safe_load(f)
     cfg['dataset'] = {'train': cfg['dataset']['train']}
+    cfg['svm_probe'] = {**cfg.get('svm_probe', {}), 'freq': 0}  # else the periodic probe's check speaks first
     bad = tmp_path / 'cfgs' / 'nosplits.yaml'
     bad.parent.mkdir()
     bad.write_text(yaml.safe_dump(cfg))

@@ -18,11 +18,11 @@ Config: the optional top-level ``classification`` section (``CLASSIFICATION_KEYS
 Shapes: B clouds, N points, P = ``fps_points``, K classes, V votes, R repeats.
 """
 import contextlib
-import math
 
 import torch
 
 from datasets import unpack_batch
+from tools.suite_stats import describe as summary  # noqa: F401  (the one mean ± sample std, max, n)
 from utils.config import ConfigError, check_keys
 from utils.transforms import fps_downsample
 
@@ -89,14 +89,6 @@ def accuracy_metrics(pred, label, num_classes, prefix=''):
     present = per_class_total > 0
     mean_class = (per_class_correct[present] / per_class_total[present]).mean()
     return {f'{prefix}acc': 100.0 * correct.mean().item(), f'{prefix}mean_class_acc': 100.0 * mean_class.item()}
-
-
-def summary(values):
-    """{'mean', 'std' (sample, n - 1; 0 for one value), 'max', 'min', 'n'} of a list of numbers."""
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return {'mean': mean, 'std': std, 'max': max(values), 'min': min(values), 'n': n}
 
 
 # ----------------------------------------------------------------------------- evaluation

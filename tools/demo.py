@@ -84,7 +84,8 @@ def figures(folder, ckpts, runner, log, python, cwd=ROOT, dry_run=False):
             plot_loss_curves(metrics, path, title=f'{name} pre-training')
         except (OSError, ValueError) as e:
             log(f'  loss curves of {name}: {e}')
-    cloud = demo_cloud(cwd) if os.path.isfile(os.path.join(cwd, DEMO_CLOUD_LIST)) else f'{DEMO_CLOUDS}/<first test cloud>'
+    have_list = os.path.isfile(os.path.join(cwd, DEMO_CLOUD_LIST))
+    cloud = demo_cloud(cwd) if have_list else f'{DEMO_CLOUDS}/<first test cloud>'
     for filename, caption, encoder, args in FIGURES:
         path = os.path.join(folder, 'figures', filename)
         out.append((caption, os.path.join(cwd, path)))
@@ -151,7 +152,7 @@ def run_demo(exp='exps', exp_name='demo', runner=subprocess_runner, cwd=ROOT, py
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--exp_name', default='demo', help='folder under <exp>/demo/ (a new name starts afresh)')
     p.add_argument('--exp', default='exps')
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')

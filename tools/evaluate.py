@@ -234,9 +234,9 @@ def config_details(config, cwd=ROOT):
 
 
 def run_folder(run, runs_root, name):
-    """The experiment folder a run writes (main.py's layout; trainpartseg.py's --log_dir)."""
+    """The experiment folder a run writes (main.py's layout; trainpartseg.py's <exp>/partseg/<log_dir>)."""
     if run.tool == 'partseg':
-        return os.path.join('exps', 'partseg', name)
+        return os.path.join(runs_root, 'partseg', name)
     return experiment_dir(SimpleNamespace(config=run.config, exp=runs_root, exp_name=name))
 
 
@@ -250,7 +250,8 @@ def build_command(run, ckpt, seed, runs_root, name, needs_folder=None, python=sy
     if nproc > 1:
         common += ['--launcher', 'pytorch']
     if run.tool == 'partseg':
-        return start + ['trainpartseg.py', '--config', run.config, '--log_dir', name] + common + args
+        return (start + ['trainpartseg.py', '--config', run.config, '--exp', runs_root, '--log_dir', name]
+                + common + args)
     return start + ['main.py', '--config', run.config, '--exp', runs_root, '--exp_name', name] + common + args
 
 
@@ -368,14 +369,21 @@ class Suite:
             return 'dry_run', '', {}, argv
         rc = self.runner(argv, log_path)
         if rc != 0:
-            return 'failed', f'exit status {rc}: {last_line(log_path)} (log: {log_path})', {}, argv
+            return 'failed', self.exit_reason(rc, log_path), {}, argv
         try:
             with open(results_path) as f:
                 return 'ok', '', json.load(f), argv
         except FileNotFoundError:
-            return 'failed', f'the run wrote no {folder}/results.json (log: {log_path})', {}, argv
+            return 'failed', f'the run wrote no {folder}/results.json (log: {self.rel(log_path)})', {}, argv
         except (OSError, json.JSONDecodeError) as e:
             return 'failed', f'{folder}/results.json unreadable: {e}', {}, argv
+
+    def rel(self, path):
+        return os.path.relpath(path, self.cwd)
+
+    def exit_reason(self, rc, log_path):
+        """'exit status N: <the log's last line> (log: <path>)'."""
+        return f'exit status {rc}: {last_line(log_path)} (log: {self.rel(log_path)})'
 
     def random_checkpoint(self, seed):
         """(path, error or None) of the random-init checkpoint of ``seed``, written once per suite
@@ -391,7 +399,7 @@ class Suite:
                     log_path = os.path.join(self.cwd, self.folder, 'logs', f'random-init-s{seed}.log')
                     rc = self.runner(argv, log_path)
                     if rc != 0 or not os.path.isfile(os.path.join(self.cwd, out)):
-                        error = f'random-init checkpoint: exit status {rc}: {last_line(log_path)} (log: {log_path})'
+                        error = f'random-init checkpoint: {self.exit_reason(rc, log_path)}'
             self._random[seed] = (out, error)
         return self._random[seed]
 
@@ -422,8 +430,6 @@ class Suite:
                 for run in self.spec['runs']:
                     done += 1
                     name = f'{slug(encoder.label)}-{run.name}-s{seed}'
-                    if run.tool == 'partseg':  # trainpartseg.py's folders sit under exps/partseg/
-                        name = f'{os.path.basename(self.folder)}-{name}'
                     folders[run.name] = run_folder(run, self.runs_root, name)
                     needs = states.get(run.needs, 'did not run') if run.needs else 'ok'
                     if skips[run.config]:
@@ -464,7 +470,8 @@ class Suite:
         shown = ', '.join(f'{k} {suite_stats.describe(suite_stats.samples(v))["mean"]:.2f}'
                           + (f' (mean of {len(suite_stats.samples(v))} folds)' if isinstance(v, list) else '')
                           for k, v in values.items() if suite_stats.samples(v))
-        self.log(f'    {status} in {seconds:.0f} s' + (f': {shown}' if shown else '') + (f': {reason}' if reason else ''))
+        self.log(f'    {status} in {seconds:.0f} s' + (f': {shown}' if shown else '')
+                 + (f': {reason}' if reason else ''))
         self.write()
         return status
 
@@ -493,7 +500,8 @@ class Suite:
         if last:
             header, rows = suite_stats.results_table(suite_stats.aggregate(
                 [{**r, 'values': r['last_values'], 'max_values': {}, 'columns': list(r['last_values'])} for r in last]))
-            text += ('\n## Last epoch (same runs; the table above reports the best epoch)\n\n' + suite_stats.markdown_table(header, rows) + '\n')
+            text += ('\n## Last epoch (same runs; the table above reports the best epoch)\n\n'
+                     + suite_stats.markdown_table(header, rows) + '\n')
         return text
 
     def write(self):
@@ -519,7 +527,7 @@ def describe_ckpt(ckpt):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--ckpts', nargs='+', required=True,
                    help="pre-trained checkpoints ('name=path' to label a row), or 'random' (random-init encoder)")
     p.add_argument('--suite', choices=list(SUITES), default='demo')

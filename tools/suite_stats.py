@@ -138,7 +138,8 @@ def protocol_table(protocols):
     """(header, rows) of the protocol details: ``protocols`` is a list of dicts with keys
     name, columns, config, points, votes, epochs, selection, seeds, statistic (missing: '—')."""
     keys = ('name', 'columns', 'config', 'points', 'votes', 'epochs', 'selection', 'seeds', 'statistic')
-    header = ['protocol', 'columns', 'config', 'points', 'votes', 'epochs', 'reported epoch', 'seeds', 'mean ± std over']
+    header = ['protocol', 'columns', 'config', 'points', 'votes', 'epochs', 'reported epoch', 'seeds',
+              'mean ± std over']
     rows = []
     for p in protocols:
         row = []

@@ -1,4 +1,4 @@
-"""Grid of config overrides × seeds: pre-train each grid point, evaluate it, one comparison table.
+r"""Grid of config overrides × seeds: pre-train each grid point, evaluate it, one comparison table.
 
     python tools/sweep.py --config cfgs/demo/pretrain.yaml --grid "model.losses.assign.weight=0,1" \
         --grid "model.losses.center.weight=0,1" --seeds 3 --suite demo --exp_name ablation
@@ -160,7 +160,7 @@ def run_sweep(config, grid, seeds, suite, folder, runner=subprocess_runner, cwd=
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', required=True, help='pre-training config')
     p.add_argument('--grid', action='append', default=[], metavar='KEY=V1,V2,...',
                    help='one axis of the grid (repeat for more axes; values parsed as YAML)')
