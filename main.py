@@ -51,7 +51,7 @@ def check_experiment(args, prog='main.py'):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        config = validate_config(load_config(args.config, args.opts), args.config)
+        config = validate_config(load_config(args.config, args.opts), args.config, args.mode)
     except ConfigError as e:
         raise SystemExit(f'main.py: error: {e}') from None
     if args.mode not in RUNNERS:

@@ -56,11 +56,12 @@ def check_transforms(transforms, where):
     return transforms
 
 
-def validate_config(cfg, path):
+def validate_config(cfg, path, mode='pretrain'):
     """Check every section of a loaded config (see ``utils.config.load_config``); fill defaults.
 
     A config of the authors' released code is first translated (``tools.config_translate``);
-    each step of the translation is logged as a warning.
+    each step of the translation is logged as a warning. ``mode`` (main.py's): pre-training with
+    ``svm_probe.freq`` needs the probe's splits ``dataset.svm_train`` / ``svm_test``.
     """
     cfg, translation = translate_released(cfg, path)
     for line in translation:
@@ -74,7 +75,8 @@ def validate_config(cfg, path):
     out['dataset'] = check_dataset_section(out['dataset'], f'{path}: dataset')
     out['model'] = check_model_section(out['model'], f'{path}: model')
     check_transforms(out['train_transforms'], f'{path}: train_transforms')
-    missing = [s for s in ('svm_train', 'svm_test') if s not in out['dataset']] if out['svm_probe']['freq'] else []
+    probing = mode == 'pretrain' and out['svm_probe']['freq']
+    missing = [s for s in ('svm_train', 'svm_test') if s not in out['dataset']] if probing else []
     if missing:
         raise ConfigError(f"{path}: svm_probe.freq is {out['svm_probe']['freq']} but dataset.{missing[0]} is not "
                           f"set (the probe's splits: dataset.svm_train and dataset.svm_test; freq 0 turns it off)")
