@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from tools import demo, evaluate, suite_stats, sweep
-from tools.evaluate import Run
+from tools import suites
+from tools.suites import Run
 from utils.parser import experiment_dir
 
 
@@ -226,11 +227,11 @@ def project(tmp_path, monkeypatch):
     write_yaml(root, 'cfgs/t/pretrain.yaml', {'max_epoch': 3, 'dataset': {'train': mn},
                                               'model': {'w': 0, 'losses': {'assign': {'weight': 1}}}})
     suite = {'about': 'test', 'random_config': 'cfgs/t/pretrain.yaml',
-             'runs': evaluate.modelnet_runs('cfgs/t') + evaluate.scan_runs('cfgs/t', evaluate.SCAN[:1])
-             + evaluate.fewshot_runs('cfgs/t/fewshot.yaml', ((5, 10),), folds=(0, 1))
-             + evaluate.fewshot_runs('cfgs/t/fewshot.yaml', ((10, 20),))
-             + [Run('broken', 'cfgs/t/broken_fewshot.yaml', evaluate.FINETUNE, {'10w10s': 'acc_best'}),
-                evaluate.svm_run('cfgs/t/finetune_modelnet.yaml'), evaluate.partseg_run('cfgs/t/partseg.yaml')]}
+             'runs': suites.modelnet_runs('cfgs/t') + suites.scan_runs('cfgs/t', suites.SCAN[:1])
+             + suites.fewshot_runs('cfgs/t/fewshot.yaml', ((5, 10),), folds=(0, 1))
+             + suites.fewshot_runs('cfgs/t/fewshot.yaml', ((10, 20),))
+             + [Run('broken', 'cfgs/t/broken_fewshot.yaml', suites.FINETUNE, {'10w10s': 'acc_best'}),
+                suites.svm_run('cfgs/t/finetune_modelnet.yaml'), suites.partseg_run('cfgs/t/partseg.yaml')]}
     monkeypatch.setitem(evaluate.SUITES, 'test', suite)
     open(os.path.join(root, 'pre.pth'), 'w').close()
     return root
@@ -332,7 +333,7 @@ def test_dry_run_prints_commands_and_runs_nothing(project, capsys):
 
 
 def test_commands_under_torchrun():
-    run = evaluate.svm_run('cfgs/x.yaml')
+    run = suites.svm_run('cfgs/x.yaml')
     argv = evaluate.build_command(run, 'a.pth', 2, 'r', 'n', python='py', nproc=4)
     assert argv[:5] == ['py', '-m', 'torch.distributed.run', '--nproc_per_node=4', 'main.py']
     assert argv[argv.index('--launcher') + 1] == 'pytorch' and argv[-3:] == ['--svm', '--ckpts', 'a.pth']
