@@ -198,16 +198,25 @@ def interleaved_times(benches, repeats, warmup):
     return times
 
 
-def bench_pretrain(names, batch, device, repeats, warmup, amp):
-    benches = [StepBench(n, batch, device, amp) for n in names]
+def step_rows(benches, batch, device, repeats, warmup, amp, key, phase_steps=3, memory_steps=None):
+    """Time ``benches`` interleaved; one row each: {key: name, batch, amp_bf16, device, step_ms (median),
+    step_ms_all, samples_per_s, phases_ms} and, with ``memory_steps``, peak_mem_mb."""
     times = interleaved_times(benches, repeats, warmup)
     rows = []
     for bench in benches:
         median = statistics.median(times[bench.name])
-        rows.append({'config': bench.name, 'batch': batch, 'amp_bf16': amp, 'device': str(device),
-                     'step_ms': 1e3 * median, 'samples_per_s': batch / median,
-                     'phases_ms': bench.phases(), 'peak_mem_mb': peak_memory_mb(bench, batch)})
+        row = {key: bench.name, 'batch': batch, 'amp_bf16': amp, 'device': str(device), 'step_ms': 1e3 * median,
+               'step_ms_all': [1e3 * t for t in times[bench.name]], 'samples_per_s': batch / median,
+               'phases_ms': bench.phases(steps=phase_steps)}
+        if memory_steps:
+            row['peak_mem_mb'] = peak_memory_mb(bench, batch, steps=memory_steps)
+        rows.append(row)
     return rows
+
+
+def bench_pretrain(names, batch, device, repeats, warmup, amp):
+    return step_rows([StepBench(n, batch, device, amp) for n in names], batch, device, repeats, warmup, amp,
+                     'config', memory_steps=2)
 
 
 def add_ratios(rows, baseline):
@@ -325,14 +334,8 @@ def bench_voting(n_clouds, device, repeats, amp, batch=32, raw_points=8192):
 
 def bench_finetune(batch, device, repeats, warmup, amp, types=('full', 'linear', 'mlp3')):
     """Rows {type, batch, amp_bf16, device, step_ms (median), samples_per_s, phases_ms} per protocol, interleaved."""
-    benches = [FinetuneBench(t, batch, device, amp) for t in types]
-    times = interleaved_times(benches, repeats, warmup)
-    rows = []
-    for bench in benches:
-        median = statistics.median(times[bench.name])
-        rows.append({'type': bench.name, 'batch': batch, 'amp_bf16': amp, 'device': str(device),
-                     'step_ms': 1e3 * median, 'samples_per_s': batch / median, 'phases_ms': bench.phases(steps=1)})
-    return rows
+    return step_rows([FinetuneBench(t, batch, device, amp) for t in types], batch, device, repeats, warmup, amp,
+                     'type', phase_steps=1)
 
 
 def print_finetune(step_rows, vote_rows):

@@ -15,7 +15,6 @@ builds the model and runs the steps alone). On CUDA the types are also run under
 """
 import json
 import os
-import statistics
 import sys
 
 import torch
@@ -81,15 +80,8 @@ def bench_partseg(types=('full', 'frozen'), batch=16, device=torch.device('cpu')
     """Rows {type, batch, amp_bf16, device, step_ms (median), step_ms_all, samples_per_s, phases_ms,
     peak_mem_mb, ratio_to_first} for each model type, timed interleaved (``config``: a part-segmentation
     config whose model section, npoint, learning_rate and weight_decay are used)."""
-    benches = [PartSegBench(t, batch, device, amp, config) for t in types]
-    times = base.interleaved_times(benches, repeats, warmup)
-    rows = []
-    for bench in benches:
-        median = statistics.median(times[bench.name])
-        rows.append({'type': bench.name, 'batch': batch, 'amp_bf16': amp, 'device': str(device),
-                     'step_ms': 1e3 * median, 'step_ms_all': [1e3 * t for t in times[bench.name]],
-                     'samples_per_s': batch / median, 'phases_ms': bench.phases(steps=1),
-                     'peak_mem_mb': base.peak_memory_mb(bench, batch, steps=1)})
+    rows = base.step_rows([PartSegBench(t, batch, device, amp, config) for t in types], batch, device, repeats,
+                          warmup, amp, 'type', phase_steps=1, memory_steps=1)
     for row in rows:
         row['ratio_to_first'] = row['step_ms'] / rows[0]['step_ms']
     return rows
