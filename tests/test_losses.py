@@ -57,6 +57,29 @@ def test_graph_affinity_is_symmetric_normalised_and_detached():
     assert eig.abs().max() <= 1 + 1e-4
 
 
+def affinity_by_loops(x, h, k):
+    """knn_affinity's docstring for one sample, pair by pair in float64: x (G, 3), h (G, C)."""
+    x, h = x.double(), h.double()
+    d = torch.cdist(x, x)
+    adj = torch.zeros(len(x), len(x), dtype=torch.float64)
+    for i in range(len(x)):
+        for j in d[i].argsort()[:k].tolist():
+            adj[i, j] = torch.exp(d.mean() - d[i, j]) * (1 + torch.cosine_similarity(h[i], h[j], dim=0))
+    adj = (adj + adj.T) / 2 * (1 - torch.eye(len(x), dtype=torch.float64))
+    inv_sqrt_deg = (adj.sum(-1) + 1e-4).rsqrt()
+    return inv_sqrt_deg[:, None] * adj * inv_sqrt_deg[None, :]
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_graph_affinity_is_the_formula_pair_by_pair(dtype):
+    """The batched (Gram matrix) affinity against the per-pair formula: float64 to rounding,
+    float32 within 1e-6 (entries up to about 0.2)."""
+    x, h = sphere(), rand(B, G, C, seed=3)
+    adj = knn_affinity(x.to(dtype), h.to(dtype), 12)
+    expected = torch.stack([affinity_by_loops(x[b], h[b], 12) for b in range(B)])
+    torch.testing.assert_close(adj.double(), expected, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
 def test_assign_targets_are_balanced_distributions():
     loss = AssignLoss(iters=3000, tol=1e-6)
     x = sphere()

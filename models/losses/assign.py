@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from extensions import gather_points, knn_points
+from extensions import knn_points
 from models.sinkhorn import at_least_float32, sinkhorn
 
 
@@ -33,7 +33,8 @@ def knn_affinity(x, h, k):
     B, G, _ = x.shape
     dist2, idx = knn_points(x, x, k)
     hn = F.normalize(at_least_float32(h), dim=-1)
-    cos = (hn.unsqueeze(2) * gather_points(hn, idx)).sum(-1)
+    with torch.autocast(x.device.type, enabled=False):  # the cosines stay in float32 under autocast
+        cos = torch.gather(hn @ hn.transpose(1, 2), 2, idx)  # (B, G, G) Gram matrix, not (B, G, k, C) gathers
     mean_d = torch.cdist(x, x).mean(dim=(1, 2)).view(B, 1, 1)
     weight = torch.exp(mean_d - dist2.clamp_min(0).sqrt()) * (1 + cos)
     adj = torch.zeros(B, G, G, device=x.device, dtype=weight.dtype).scatter_(2, idx, weight)
