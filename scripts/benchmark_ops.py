@@ -5,7 +5,10 @@ kernels when the device is CUDA and the compiled module is available.
                                     [--only NAME] [--threads T] [--fpsample]
 
 Each op runs through its public entry in `extensions`, with MASKCLU_OPS_REFERENCE=1 for the
-reference row; a time is the median over --repeats calls after one warm-up call. --fpsample
+reference row; a time is the median over --repeats calls after one warm-up call. Also timed, at
+the pre-training sizes (B=16): the Sinkhorn of `assign` (the paper default's 100 fixed pairs on
+both views; the released tolerance rule on one view) and the graph head's kNN affinity. These have
+no kernel: on CUDA both columns time the same code. --fpsample
 adds CPU farthest point sampling by the `fpsample` package (one call per cloud), for
 dataset-cache building, and whether it picks the same points as the reference.
 """
@@ -24,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import extensions as ops  # noqa: E402
 from extensions import backend  # noqa: E402
+from models.losses.assign import knn_affinity  # noqa: E402
+from models.sinkhorn import sinkhorn  # noqa: E402
 
 
 def _backward(outputs):
@@ -38,6 +43,11 @@ def cases(device):
 
     def grad_cloud(g, *shape):
         return cloud(g, *shape).requires_grad_()
+
+    def assign_scores(g, rows, clusters):
+        """-||X_i - c_p||^2 / tau_s (tau_s = 0.5) of 64 patch centers and ``clusters`` centroids."""
+        x, c = cloud(g, rows, 64, 3), cloud(g, rows, clusters, 3)
+        return (-(x.unsqueeze(2) - c.unsqueeze(1)).square().sum(-1) / 0.5,)
 
     return [
         ('furthest_point_sample', 'B=32 N=8192 -> 1200', lambda g: (cloud(g, 32, 8192, 3),),
@@ -69,6 +79,12 @@ def cases(device):
         ('interpolate_idw fwd+bwd', 'B=16 n=2048 m=128 C=384',
          lambda g: (cloud(g, 16, 2048, 3), cloud(g, 16, 128, 3), grad_cloud(g, 16, 128, 384)),
          lambda u, k, f: _backward([ops.interpolate_idw(u, k, f)])),
+        ('sinkhorn', '2B=32 G=64 K=24 eps=0.01 100', lambda g: assign_scores(g, 32, 24),
+         lambda s: sinkhorn(s, 0.01, 100)),
+        ('sinkhorn tol columns', 'B=16 G=64 K=16 tol=0.01 <=100', lambda g: assign_scores(g, 16, 16),
+         lambda s: sinkhorn(s, 0.01, 100, tol=0.01, normalise='columns')),
+        ('knn_affinity', '2B=32 G=64 C=384 k=12', lambda g: (cloud(g, 32, 64, 3), cloud(g, 32, 64, 384)),
+         lambda x, h: knn_affinity(x, h, 12)),
     ]
 
 
