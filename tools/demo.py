@@ -15,9 +15,9 @@ Steps, each a project command run as its own process (``tools/evaluate.py``'s ru
 
 ``--jobs`` (default auto: 2 on a CPU with >= 2 cores, 1 on CUDA) runs the two pre-trainings, the
 suite's independent runs and the figures that many at a time, the CPUs split between them
-(``tools/schedule.py``). A step already finished in the same folder (a pre-training's ``ckpt-last.pth``, a run's
-``results.json``) is reused, so an interrupted demo continues where it stopped; a new
-``--exp_name`` starts afresh. Demo-data numbers are not benchmark results.
+(``tools/schedule.py``). A step already finished in the same folder (a pre-training's
+``ckpt-last.pth``, a run's ``results.json``) is reused, so an interrupted demo continues where it
+stopped; a new ``--exp_name`` starts afresh. Demo-data numbers are not benchmark results.
 """
 import argparse
 import os
@@ -140,7 +140,7 @@ def run_demo(exp='exps', exp_name='demo', runner=subprocess_runner, cwd=ROOT, py
     num_workers, env, parallel = schedule.loader_workers(num_workers, jobs), schedule.thread_env(jobs), jobs
     if dry_run:
         parallel = 1   # print the commands in order
-    log(f'== MaskClu demo in {folder} (finished steps there are reused; {jobs} at once, --jobs)')
+    log(f'== MaskClu demo in {folder} (finished steps there are reused; --jobs {jobs})')
     missing = missing_demo_data(cwd)
     if missing:
         log(f'== demo data: {missing[0]}{" (and more)" if len(missing) > 1 else ""}; generating it')
