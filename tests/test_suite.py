@@ -5,6 +5,7 @@ import json
 import math
 import os
 import shlex
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -633,6 +634,11 @@ def test_jobs_pass_the_thread_budget_and_prefix_the_log(project, monkeypatch):
                    log=lambda *_: None, jobs=2, num_workers=1).run_all()
     assert set(map(str, runner.envs)) == {'None'}
     assert {flag(c, '--num_workers') for c in runner.calls} == {'1'}
+    log_path = os.path.join(project, 'logs', 'env.log')            # the real runner adds env to the environment
+    assert evaluate.subprocess_runner([sys.executable, '-c', 'import os; print(os.environ["OMP_NUM_THREADS"], '
+                                       'os.environ["MKL_NUM_THREADS"], "PATH" in os.environ)'], log_path,
+                                      env={'MKL_NUM_THREADS': '7'}, cwd=project) == 0
+    assert open(log_path).read().split() == ['3', '7', 'True']
     runner = FakeRunner(project)                                     # one job: no budget, 2 workers, as before
     evaluate.Suite('test', [evaluate.Encoder('m', 'pre.pth')], [0], 'exps/evaluate/env3', runner=runner, cwd=project,
                    log=lambda *_: None, jobs=1).run_all()
