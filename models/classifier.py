@@ -7,10 +7,9 @@ head), ``linear`` (MLP-Linear: frozen encoder, one Linear head on the global fea
 from torch import nn
 
 from models.build import MODELS, check_choice
-from models.encoder import PointEncoder, backbone_kwargs, check_backbone_config
+from models.encoder import PointEncoder, backbone_kwargs, check_backbone_config, readable_keys, require_filled
 from models.weight_init import init_vit_weights
-from utils.checkpoint_interop import OPEN, READABLE_KEYS
-from utils.config import ConfigError, Typed, check_keys
+from utils.config import ConfigError, check_keys
 
 TYPES = ('full', 'linear', 'mlp3')
 
@@ -48,9 +47,7 @@ class PointTransformer(PointEncoder):
     CONFIG_KEYS = {
         'NAME': 'PointTransformer', 'num_heads': 6, 'drop_path_rate': 0.1, 'cls_dim': 40, 'group_size': 32,
         'num_group': 64, 'fps_random_start': False, 'type': 'full',
-        # READABLE_KEYS: an int, or ``auto`` (read from the checkpoint)
-        'trans_dim': Typed(384, int, str), 'encoder_dims': Typed(384, int, str), 'depth': Typed(12, int, str),
-        'point_channels': Typed(4, int, str),
+        **readable_keys(trans_dim=384, encoder_dims=384, depth=12, point_channels=4),
     }
 
     @classmethod
@@ -59,21 +56,13 @@ class PointTransformer(PointEncoder):
         ``auto`` are checked once filled."""
         cfg = check_keys(dict(config), cls.CONFIG_KEYS, where)
         check_choice(cfg['type'], TYPES, f'{where}.type')
-        for key in READABLE_KEYS:
-            if isinstance(cfg[key], str) and cfg[key] != OPEN:
-                raise ConfigError(f"{where}.{key}: expected an integer or {OPEN} (read from the checkpoint), "
-                                  f"found {cfg[key]!r}")
         if not isinstance(cfg['cls_dim'], int) or cfg['cls_dim'] < 2:
             raise ConfigError(f"{where}.cls_dim: {cfg['cls_dim']!r}; expected the number of classes (>= 2)")
-        if not open_keys(cfg):
-            check_backbone_config(cfg, where)
-        return cfg
+        return check_backbone_config(cfg, where)
 
     def __init__(self, config):
         cfg = self.check_config(config)
-        if open_keys(cfg):
-            raise ConfigError(f"model.{open_keys(cfg)[0]}: {OPEN} is read from a checkpoint (--finetune_model "
-                              f"--ckpts X); with none given set it explicitly")
+        require_filled(cfg, '--finetune_model --ckpts X')
         super().__init__(**backbone_kwargs(cfg))
         self.config = cfg
         make_head = linear_head if cfg['type'] == 'linear' else classification_head
@@ -89,14 +78,3 @@ class PointTransformer(PointEncoder):
     def forward(self, points, generator=None):
         return self.cls_head_finetune(self.global_features(points, generator))
 
-
-def open_keys(cfg):
-    """The backbone keys of ``cfg`` left ``auto`` (to be read from a checkpoint)."""
-    return [k for k in READABLE_KEYS if cfg.get(k) == OPEN]
-
-
-def default_open_keys(cfg):
-    """``(cfg, filled)``: keys left ``auto`` set to ``CONFIG_KEYS``' defaults (no checkpoint to read
-    them from: ``--scratch_model``, benchmarks) and the ``{key: value}`` filled."""
-    filled = {k: PointTransformer.CONFIG_KEYS[k].default for k in open_keys(cfg)}
-    return {**cfg, **filled}, filled

@@ -8,7 +8,8 @@ from models.pos_embed import mlp_pos_embed
 from models.tokenizer import PatchEmbedding, PatchGrouper
 from models.transformer import TransformerEncoder
 from models.weight_init import init_vit_weights
-from utils.config import ConfigError
+from utils.checkpoint_interop import OPEN, READABLE_KEYS
+from utils.config import ConfigError, Typed
 
 # The backbone's top-level module and parameter names: what ``freeze_backbone`` freezes.
 BACKBONE = ('group_divider', 'encoder', 'pos_embed', 'blocks', 'norm', 'cls_token', 'cls_pos')
@@ -162,9 +163,46 @@ BACKBONE_ARGS = ('trans_dim', 'depth', 'num_heads', 'drop_path_rate', 'num_group
                  'fps_random_start', 'cls_token')
 
 
+def readable_keys(**defaults):
+    """``CONFIG_KEYS`` entries of a downstream model for the backbone keys a checkpoint shows
+    (``READABLE_KEYS``): each an int (default from ``defaults``) or ``auto``, read from the
+    checkpoint by the runner (``utils.checkpoint_interop.fill_open_keys``) before the model is built."""
+    return {k: Typed(defaults[k], int, str) for k in READABLE_KEYS}
+
+
+def open_keys(cfg):
+    """The backbone keys of ``cfg`` left ``auto`` (to be read from a checkpoint)."""
+    return [k for k in READABLE_KEYS if cfg.get(k) == OPEN]
+
+
+def default_open_keys(cfg):
+    """``(cfg, filled)``: keys left ``auto`` set to the model class's ``CONFIG_KEYS`` defaults (no
+    checkpoint to read them from: from scratch, benchmarks) and the ``{key: value}`` filled."""
+    from models.build import model_class
+    config_keys = model_class(cfg).CONFIG_KEYS
+    filled = {k: config_keys[k].default for k in open_keys(cfg)}
+    return {**cfg, **filled}, filled
+
+
+def require_filled(cfg, hint):
+    """A ConfigError naming the first key still ``auto`` when a model is built (``hint``: how to
+    fill it, e.g. the flag that gives the checkpoint)."""
+    if open_keys(cfg):
+        raise ConfigError(f"model.{open_keys(cfg)[0]}: {OPEN} is read from a checkpoint ({hint}); "
+                          f"with none given set it explicitly")
+
+
 def check_backbone_config(cfg, where='model'):
-    """Validate the backbone keys of a downstream model's checked config: ``point_channels`` 3 | 4
-    and ``encoder_dims`` equal to ``trans_dim``; ConfigErrors name ``where`` and the key."""
+    """Validate the backbone keys of a downstream model's checked config: each ``READABLE_KEYS``
+    key an integer or ``auto`` (the rest is checked once no key is left ``auto``),
+    ``point_channels`` 3 | 4 and ``encoder_dims`` equal to ``trans_dim``; ConfigErrors name
+    ``where`` and the key."""
+    for key in READABLE_KEYS:
+        if isinstance(cfg[key], str) and cfg[key] != OPEN:
+            raise ConfigError(f"{where}.{key}: expected an integer or {OPEN} (read from the checkpoint), "
+                              f"found {cfg[key]!r}")
+    if open_keys(cfg):
+        return cfg
     check_choice(cfg['point_channels'], (3, 4), f'{where}.point_channels')
     if cfg['encoder_dims'] != cfg['trans_dim']:
         raise ConfigError(f"{where}: encoder_dims ({cfg['encoder_dims']}) must equal "

@@ -18,9 +18,10 @@ from torch.profiler import record_function
 
 from extensions import interpolate_idw
 from models.build import MODELS, check_choice
-from models.encoder import PointEncoder, backbone_kwargs, check_backbone_config
+from models.encoder import PointEncoder, backbone_kwargs, check_backbone_config, readable_keys, require_filled
 from models.tokenizer import pointwise
 from utils.checkpoint import load_checkpoint, load_pretrained
+from utils.checkpoint_interop import OPEN
 from utils.config import ConfigError, check_keys
 from utils.logger import get_logger
 
@@ -77,7 +78,8 @@ class PartSegmentation(PointEncoder):
 
     Config (``CONFIG_KEYS``): backbone sizes as the classifier (``trans_dim`` C, ``depth``,
     ``num_heads``, ``drop_path_rate``, ``num_group`` G, ``group_size`` S, ``point_channels`` 3 | 4
-    (must match the pre-trained checkpoint: 3 for Point-MAE's, 4 for MaskClu's), ``fps_random_start``);
+    (must match the pre-trained checkpoint: 3 for Point-MAE's, 4 for MaskClu's; like ``trans_dim``,
+    ``encoder_dims`` and ``depth`` it may be ``auto``, read from ``--ckpts`` by the runner), ``fps_random_start``);
     ``cls_token`` (prepend the cls token in the blocks; off in Point-MAE's and the released
     segmentation models); ``feature_blocks`` (1-based); ``num_categories``, ``num_parts``,
     ``label_dim``; ``propagation_dims``; ``head_dims`` (two widths); ``dropout``; ``type``
@@ -89,8 +91,8 @@ class PartSegmentation(PointEncoder):
     """
 
     CONFIG_KEYS = {
-        'NAME': 'PartSegmentation', 'trans_dim': 384, 'encoder_dims': 384, 'depth': 12, 'num_heads': 6,
-        'drop_path_rate': 0.1, 'group_size': 32, 'num_group': 128, 'point_channels': 4,
+        'NAME': 'PartSegmentation', **readable_keys(trans_dim=384, encoder_dims=384, depth=12, point_channels=4),
+        'num_heads': 6, 'drop_path_rate': 0.1, 'group_size': 32, 'num_group': 128,
         'fps_random_start': False, 'cls_token': False, 'feature_blocks': [4, 8, 12], 'num_categories': 16,
         'num_parts': 50, 'label_dim': 64, 'propagation_dims': [1536, 1024], 'head_dims': [512, 256],
         'dropout': 0.5, 'type': 'full',
@@ -102,8 +104,9 @@ class PartSegmentation(PointEncoder):
         cfg = check_keys(dict(config), cls.CONFIG_KEYS, where)
         check_choice(cfg['type'], ('full', 'frozen'), f'{where}.type')
         check_backbone_config(cfg, where)
-        blocks = list(cfg['feature_blocks'])
-        if not blocks or blocks != sorted(set(blocks)) or not 1 <= blocks[0] <= blocks[-1] <= cfg['depth']:
+        blocks, depth = list(cfg['feature_blocks']), cfg['depth']
+        depth = blocks[-1] if depth == OPEN and blocks else depth   # checked against the depth once read
+        if not blocks or blocks != sorted(set(blocks)) or not 1 <= blocks[0] <= blocks[-1] <= depth:
             raise ConfigError(f"{where}.feature_blocks: {blocks} must be increasing block numbers in "
                               f"[1, depth={cfg['depth']}]")
         if len(cfg['head_dims']) != 2 or not cfg['propagation_dims']:
@@ -113,6 +116,7 @@ class PartSegmentation(PointEncoder):
 
     def __init__(self, config):
         cfg = self.check_config(config)
+        require_filled(cfg, 'trainpartseg.py --ckpts X')
         super().__init__(**backbone_kwargs(cfg))
         self.config = cfg
         self.feature_blocks = tuple(cfg['feature_blocks'])
@@ -130,7 +134,7 @@ class PartSegmentation(PointEncoder):
         self.convs3 = nn.Conv1d(hidden2, self.num_parts, 1)
         self.freeze_backbone(cfg['type'] == 'frozen')
 
-    def load_encoder(self, path_or_ckpt, logger=None, partial=False):
+    def load_encoder(self, path_or_ckpt, logger=None, partial=False, source=None):
         """Load a pre-trained encoder (or a whole segmentation checkpoint) with
         ``utils.checkpoint.load_pretrained``; returns its ``LoadReport``.
 
@@ -139,10 +143,12 @@ class PartSegmentation(PointEncoder):
         initialised. Point-MAE's part-segmentation checkpoints (``model_state_dict``) load whole.
         A backbone of another shape (e.g. ``point_channels``) is a ``CheckpointError`` naming the
         config key, unless ``partial`` (then those weights stay as initialised, reported).
+        ``source``: the file a checkpoint dict was read from (for the log).
         """
         ckpt = path_or_ckpt
+        if not isinstance(ckpt, dict) or source:
+            (logger or get_logger()).info(f'part segmentation: weights from {source or path_or_ckpt}')
         if not isinstance(ckpt, dict):
-            (logger or get_logger()).info(f'part segmentation: weights from {path_or_ckpt}')
             ckpt = load_checkpoint(path_or_ckpt)
         if isinstance(ckpt, dict) and isinstance(ckpt.get('model_state_dict'), dict) \
                 and not any(k in ckpt for k in ('base_model', 'model')):

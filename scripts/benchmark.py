@@ -250,7 +250,7 @@ class FinetuneBench(StepBench):
 
     def __init__(self, model_type, batch, device, amp, raw_points=8192):
         # not StepBench.__init__, which builds a pre-training config by name
-        from models.classifier import default_open_keys
+        from models.encoder import default_open_keys
         from tools.classification import classification_config
         from utils.transforms import build_transforms
         self.config = validate_config(load_config(FINETUNE_CONFIG), FINETUNE_CONFIG)

@@ -60,8 +60,8 @@ def test_summary_checks_each_target():
                'random init': {'modelnet': [50.0, 52.0], 'scan objectbg': [30.0, 30.0]},
                'pre-trained': {'modelnet': [65.0, 63.0], 'scan objectbg': [35.0, 37.0]}}
     table, checks = dd.summarise(results, args)
-    assert '| box extents | 61.0 ± 1.0 | 63.0 ± 2.0 |' in table
-    assert '| gain of pre-training (points) | +13.0 ± 2.0 | +6.0 ± 1.0 |' in table
+    assert '| box extents | 61.0 ± 1.4 | 63.0 ± 2.8 |' in table          # sample std (n - 1)
+    assert '| gain of pre-training (points) | +13.0 ± 2.8 | +6.0 ± 1.4 |' in table
     assert dict(checks) == {'box extents <= 70 % on modelnet': True, 'box extents <= 60 % on scan objectbg': False,
                             'random init <= 70 % on modelnet': True, 'random init <= 60 % on scan objectbg': True,
                             'gain >= 10 points on modelnet': True, 'gain >= 10 points on scan objectbg': False}
@@ -111,7 +111,7 @@ def test_script_probes_descriptors_and_the_random_encoder(tiny_setup):
     printed = run_script([*tiny_setup, '--epochs', '0'])
     rows = [line.split(' | ')[0].lstrip('| ') for line in printed.splitlines() if line.startswith('| ')]
     assert rows[1:] == [*dd.DESCRIPTORS, 'random init', 'random init (tuned)']
-    assert '| features (2 seeds, mean ± std, %) | modelnet | scan objectbg | scan hardest |' in printed
+    assert '| features (2 seeds, mean ± sample std, %) | modelnet | scan objectbg | scan hardest |' in printed
     assert printed.count('PASS') + printed.count('FAIL') == 5 * 3 and 'gain' not in printed
     saved = json.load(open(tiny_setup[tiny_setup.index('--out') + 1]))
     assert all(len(accs) == 2 and all(0 <= a <= 100 for a in accs)

@@ -8,7 +8,8 @@ import torch
 
 import trainpartseg
 from models import build_model
-from utils.config import load_config
+from tools.classifier_checkpoint import model_config_for
+from utils.config import ConfigError, load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL, DEMO = os.path.join(ROOT, 'cfgs', 'partseg.yaml'), os.path.join(ROOT, 'cfgs', 'demo', 'partseg.yaml')
@@ -40,8 +41,11 @@ def test_demo_model_runs_and_takes_the_demo_pretraining_encoder():
     seg_cfg = trainpartseg.model_section(load_config(DEMO).to_dict()['model'])
     pre_cfg = load_config(os.path.join(ROOT, 'cfgs', 'demo', 'pretrain.yaml')).to_dict()['model']
     torch.manual_seed(0)
-    model = build_model(seg_cfg).eval()
-    report = model.load_encoder({'base_model': build_model(pre_cfg).state_dict()}, logging.getLogger('tests'))
+    ckpt = {'base_model': build_model(pre_cfg).state_dict()}
+    assert seg_cfg['point_channels'] == 'auto'
+    model = build_model(model_config_for(seg_cfg, ckpt, 'the demo checkpoint', logging.getLogger('tests'))).eval()
+    assert model.config['point_channels'] == pre_cfg['point_channels']
+    report = model.load_encoder(ckpt, logging.getLogger('tests'))
     assert report.mismatched == [] and report.unexpected == ['cls_token', 'cls_pos']
     assert {k.split('.')[0] for k in report.loaded} == {'encoder', 'pos_embed', 'blocks', 'norm'}
     with torch.no_grad():
@@ -63,3 +67,21 @@ def test_bad_sections_are_one_line_errors(tmp_path, capsys, text, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and str(cfg) in err[0]
+
+
+def test_auto_backbone_keys_come_from_a_point_mae_checkpoint_or_default_from_scratch():
+    """The demo config leaves point_channels ``auto``: a Point-MAE encoder (3 channels) sets 3, no
+    checkpoint sets the model default 4, and building with a key still ``auto`` names it."""
+    seg_cfg = trainpartseg.model_section(load_config(DEMO).to_dict()['model'])
+    pre_cfg = {**load_config(os.path.join(ROOT, 'cfgs', 'demo', 'pretrain_pointmae.yaml')).to_dict()['model']}
+    ckpt = {'base_model': build_model(pre_cfg).state_dict()}
+    log = logging.getLogger('tests')
+    from_pointmae = build_model(model_config_for(seg_cfg, ckpt, 'pointmae.pth', log))
+    assert from_pointmae.config['point_channels'] == 3
+    report = from_pointmae.load_encoder(ckpt, log)
+    assert report.mismatched == [] and report.missing and not any(k.startswith('encoder.') for k in report.missing)
+    assert build_model(model_config_for(seg_cfg, None, None, log)).config['point_channels'] == 4
+    with pytest.raises(ConfigError, match='model.point_channels: auto is read from a checkpoint'):
+        build_model(seg_cfg)
+    with pytest.raises(ConfigError, match=r"model.depth: expected an integer or auto.*'twelve'"):
+        build_model({**seg_cfg, 'point_channels': 3, 'depth': 'twelve'})

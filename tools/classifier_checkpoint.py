@@ -12,10 +12,12 @@ grouped report in the log). What a file holds is read from its weights:
 ``--finetune_model`` takes either; a fine-tuned one has its head dropped (said in the log) and a new
 head of ``model.cls_dim`` classes is trained. ``--test`` takes only a fine-tuned classifier whose
 head fits the config, else one line says what was given and what is expected. Backbone keys the
-config leaves ``auto`` are filled from the weights first (``model_config_for``).
+config leaves ``auto`` are filled from the weights first (``model_config_for``, also used by part
+segmentation and the SVM probe).
 """
 import re
 
+from models.encoder import default_open_keys
 from utils.checkpoint import CheckpointError, WRAPPER_PREFIXES, extract_state_dict, load_pretrained, strip_prefixes
 from utils.checkpoint_interop import fill_open_keys
 from utils.logger import get_logger
@@ -38,11 +40,17 @@ def model_state(ckpt, source):
 
 
 def model_config_for(model_cfg, ckpt, source, logger=None):
-    """``model_cfg`` with the keys left ``auto`` read from the checkpoint's weights (logged)."""
-    cfg, filled = fill_open_keys(model_cfg, model_state(ckpt, source), source)
+    """``model_cfg`` (any downstream model) with the keys left ``auto`` read from the checkpoint's
+    weights, or without a checkpoint (``ckpt`` None: from scratch) set to the model's defaults;
+    what was filled is logged."""
+    if ckpt is None:
+        cfg, filled = default_open_keys(model_cfg)
+        how = 'no checkpoint to read them from: model keys'
+    else:
+        cfg, filled = fill_open_keys(model_cfg, model_state(ckpt, source), source)
+        how = f'model keys read from {source}:'
     if filled:
-        (logger or get_logger()).info('model keys read from %s: %s', source,
-                                      ', '.join(f'{k}={v}' for k, v in filled.items()))
+        (logger or get_logger()).info('%s %s', how, ', '.join(f'{k}={v}' for k, v in filled.items()))
     return cfg
 
 

@@ -35,6 +35,7 @@ sys.path.insert(0, ROOT)
 
 from datasets import build_dataloader  # noqa: E402
 from models import build_model  # noqa: E402
+from tools.suite_stats import describe  # noqa: E402
 from tools.svm import C_GRID, extract_features, linear_svm_accuracy, tuned_svm_accuracy  # noqa: E402
 from utils.checkpoint import load_checkpoint, load_pretrained  # noqa: E402
 from utils.config import load_config, load_yaml  # noqa: E402
@@ -178,12 +179,18 @@ def run_seed(seed, args, config, data, descriptor_features, device, results):
 
 
 # ---------------------------------------------------------------- report
+def mean_std(values):
+    """(mean, sample std) of the seeds' values, as every table of the project reports them."""
+    d = describe(values)
+    return d['mean'], d['std']
+
+
 def summarise(results, args):
     """Markdown table of mean ± std per (features, split), and the target checks [(text, holds)]."""
     splits = list(next(iter(results.values())))
     limit = {s: args.max_modelnet if s == 'modelnet' else args.max_scan for s in splits}
-    stats = {k: {s: (np.mean(v[s]), np.std(v[s])) for s in splits} for k, v in results.items()}
-    lines = [f"| features ({len(args.seeds)} seeds, mean ± std, %) | " + ' | '.join(splits) + ' |',
+    stats = {k: {s: mean_std(v[s]) for s in splits} for k, v in results.items()}
+    lines = [f"| features ({len(args.seeds)} seeds, mean ± sample std, %) | " + ' | '.join(splits) + ' |',
              '|---' * (len(splits) + 1) + '|']
     for key, row in stats.items():
         lines.append(f'| {key} | ' + ' | '.join(f'{m:.1f} ± {s:.1f}' for m, s in row.values()) + ' |')
@@ -195,7 +202,7 @@ def summarise(results, args):
         gain = {s: np.array(results[f'pre-trained{tag}'][s]) - np.array(results[f'random init{tag}'][s])
                 for s in splits}
         lines.append(f'| gain of pre-training{tag} (points) | ' +
-                     ' | '.join(f'{gain[s].mean():+.1f} ± {gain[s].std():.1f}' for s in splits) + ' |')
+                     ' | '.join('{:+.1f} ± {:.1f}'.format(*mean_std(gain[s])) for s in splits) + ' |')
         checks += [(f'gain{tag} >= {args.min_gain:g} points on {s}', gain[s].mean() >= args.min_gain)
                    for s in splits]
     return '\n'.join(lines), checks

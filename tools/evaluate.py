@@ -8,10 +8,13 @@ An orchestrator over the project's commands: each (encoder, protocol, seed) is o
 ``main.py`` / ``trainpartseg.py`` process with its own experiment folder under
 ``<exp>/evaluate/<exp_name>/runs/``, and its numbers are read back from the ``results.json``
 that run writes (``tools.suites.RESULT_KEYS`` says which keys). Suites are data
-(``tools.suites.SUITES``: one row per run of a protocol: config, flags, the columns it feeds). Before a protocol runs, its config's
-dataset folders are checked; a missing one skips the protocol with a line saying which folder
-and why. A run that fails (non-zero exit, no ``results.json``, no value) is reported in the
-table and under "Skipped and failed runs", never dropped. ``--ckpts random`` is the random-init
+(``tools.suites.SUITES``: one row per run of a protocol: config, flags, the columns it feeds).
+``--jobs N`` runs N independent runs at once (a run waits for the run it ``needs``), each with
+CPUs / N threads (``tools/schedule.py``; default auto: 2 on a CPU with >= 2 cores, 1 on CUDA).
+Before a protocol runs, its config's dataset folders are checked; a missing one skips the
+protocol with a line saying which folder and why. A run that fails (non-zero exit, no
+``results.json``, no value) is reported in the table and under "Skipped and failed runs",
+never dropped. ``--ckpts random`` is the random-init
 encoder baseline: ``tools/init_checkpoint.py`` writes the suite's pre-training model at
 initialisation (one per seed) and it goes through the same commands as a pre-trained checkpoint.
 
@@ -21,19 +24,21 @@ Writes ``results.md`` (table in the papers' layout, protocol details, problems) 
 it measured; ``--reuse`` then takes the finished runs' ``results.json`` instead of rerunning).
 """
 import argparse
+import bisect
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
+import threading
 import time
+from functools import partial
 from types import SimpleNamespace
 from typing import NamedTuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools import suite_stats  # noqa: E402
+from tools import schedule, suite_stats  # noqa: E402
 from tools.suites import RESULT_KEYS, SUITES  # noqa: E402
 from utils.config import ConfigError, load_config  # noqa: E402
 from utils.io import atomic_write  # noqa: E402
@@ -192,11 +197,13 @@ def has_checkpoint(folder):
     return any('ckpt-last.pth' in files for _, _, files in os.walk(folder))
 
 
-def subprocess_runner(argv, log_path, cwd=ROOT):
-    """Run ``argv`` in the project root, stdout and stderr into ``log_path``; return the exit status."""
+def subprocess_runner(argv, log_path, env=None, cwd=ROOT):
+    """Run ``argv`` in the project root, stdout and stderr into ``log_path``, ``env`` (a dict or
+    None) added to this process's environment; return the exit status."""
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, 'w') as log:
-        return subprocess.run(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+        return subprocess.run(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, check=False,
+                              env={**os.environ, **env} if env else None).returncode
 
 
 def last_line(path):
@@ -226,40 +233,52 @@ def read_values(run, results):
 
 
 class Suite:
-    """Runs a suite for a list of encoders over seeds; ``runner(argv, log_path) -> exit status``
-    is injectable (tests pass a fake that writes results.json), ``cwd`` is where the commands run."""
+    """Runs a suite for a list of encoders over seeds; ``runner(argv, log_path, env=None) -> exit
+    status`` is injectable (tests pass a fake that writes results.json; ``env``: variables to add
+    to the environment), ``cwd`` is where the commands run. ``jobs`` (an int or 'auto', see
+    ``tools.schedule``): chains of runs at once; ``num_workers`` None: 2 with one job, else 0."""
 
     def __init__(self, name, encoders, seeds, folder, runner=subprocess_runner, cwd=ROOT, python=sys.executable,
-                 device='auto', num_workers=2, reuse=False, dry_run=False, log=print, title=None, notes=(), nproc=1):
+                 device='auto', num_workers=None, reuse=False, dry_run=False, log=print, title=None, notes=(),
+                 nproc=1, jobs=1):
         if name not in SUITES:
             raise SystemExit(f"evaluate.py: error: --suite {name}: choose one of {', '.join(SUITES)}")
         self.name, self.spec = name, SUITES[name]
         self.encoders, self.seeds, self.folder = encoders, list(seeds), folder
         self.runner, self.cwd, self.python = runner, cwd, python
-        self.device, self.num_workers, self.reuse, self.dry_run, self.log = device, num_workers, reuse, dry_run, log
+        self.jobs = schedule.resolve_jobs(jobs, device, nproc)
+        self.num_workers, self.env = schedule.loader_workers(num_workers, self.jobs), schedule.thread_env(self.jobs)
+        self.parallel = 1 if dry_run else self.jobs   # runs really at once (--dry_run prints in order)
+        self.device, self.reuse, self.dry_run, self.log = device, reuse, dry_run, log
         self.nproc = nproc
         self.title = title or f'Evaluation suite `{name}`'
         self.notes = list(notes)
-        self.records, self._random, self._protocols = [], {}, None
+        self.records, self._order, self._random, self._protocols = [], [], {}, None
+        self._lock, self._random_lock = threading.Lock(), threading.Lock()
         self.runs_root = os.path.join(folder, 'runs')
 
+    def run_log(self, tag):
+        """The log of one run: ``log`` itself, or with concurrent runs its lines prefixed '[tag] '."""
+        return schedule.tagged(self.log, tag, self.parallel)
+
     # -- one run
-    def execute(self, argv, log_path, folder, epochs=None, resumable=True):
+    def execute(self, argv, log_path, folder, epochs=None, resumable=True, log=None):
         """Run (or, with --dry_run, print) ``argv``; returns (status, reason, results dict, argv run).
         With ``reuse``, a finished run's results.json is taken as it is and an unfinished one
         (checkpoints left, results.json short of ``epochs``) continues with ``--resume``."""
+        log = log or self.log
         results_path = os.path.join(self.cwd, folder, 'results.json')
         if self.reuse and not self.dry_run:
             done = read_results(results_path)
             if done is not None and finished(done, epochs):
-                self.log(f'    reusing {folder}/results.json')
+                log(f'    reusing {folder}/results.json')
                 return 'ok', '', done, argv
             if resumable and has_checkpoint(os.path.join(self.cwd, folder)):
                 argv = argv + ['--resume']
-        self.log('  $ ' + shlex.join(argv))
+        log('  $ ' + schedule.command_text(argv, self.env))
         if self.dry_run:
             return 'dry_run', '', {}, argv
-        rc = self.runner(argv, log_path)
+        rc = self.runner(argv, log_path, env=self.env)
         if rc != 0:
             return 'failed', self.exit_reason(rc, log_path), {}, argv
         try:
@@ -279,30 +298,41 @@ class Suite:
 
     def random_checkpoint(self, seed):
         """(path, error or None) of the random-init checkpoint of ``seed``, written once per suite
-        folder by tools/init_checkpoint.py."""
-        if seed not in self._random:
-            out = os.path.join(self.folder, 'random_init', f'random-init-seed{seed}.pth')
-            error = None
-            if not os.path.isfile(os.path.join(self.cwd, out)):
-                argv = random_init_command(self.spec['random_config'], seed, out, self.python)
-                self.log(f'random-init encoder, seed {seed}')
-                self.log('  $ ' + shlex.join(argv))
-                if not self.dry_run:
-                    log_path = os.path.join(self.cwd, self.folder, 'logs', f'random-init-s{seed}.log')
-                    rc = self.runner(argv, log_path)
-                    if rc != 0 or not os.path.isfile(os.path.join(self.cwd, out)):
-                        error = f'random-init checkpoint: {self.exit_reason(rc, log_path)}'
-            self._random[seed] = (out, error)
+        folder by tools/init_checkpoint.py (concurrent runs wait for it)."""
+        with self._random_lock:
+            if seed not in self._random:
+                self._random[seed] = self._write_random(seed)
         return self._random[seed]
 
-    def record(self, encoder, run, seed, status, reason='', **extra):
+    def _write_random(self, seed):
+        out = os.path.join(self.folder, 'random_init', f'random-init-seed{seed}.pth')
+        if os.path.isfile(os.path.join(self.cwd, out)):
+            return out, None
+        argv = random_init_command(self.spec['random_config'], seed, out, self.python)
+        log = self.run_log(f'random-init-s{seed}')
+        log(f'random-init encoder, seed {seed}')
+        log('  $ ' + schedule.command_text(argv, self.env))
+        if not self.dry_run:
+            log_path = os.path.join(self.cwd, self.folder, 'logs', f'random-init-s{seed}.log')
+            rc = self.runner(argv, log_path, env=self.env)
+            if rc != 0 or not os.path.isfile(os.path.join(self.cwd, out)):
+                return out, f'random-init checkpoint: {self.exit_reason(rc, log_path)}'
+        return out, None
+
+    def record(self, order, encoder, run, seed, status, reason='', **extra):
+        """Add a run's record at its place ``order`` in the suite (whatever order the runs end in)."""
         rec = {'encoder': encoder.label, 'protocol': run.name, 'seed': seed, 'status': status, 'reason': reason,
                'columns': list(run.columns), **extra}
-        self.records.append(rec)
+        with self._lock:
+            at = bisect.bisect(self._order, order)
+            self._order.insert(at, order)
+            self.records.insert(at, rec)
         return rec
 
     def run_all(self):
-        """Every (encoder, seed, run), in that order; results written after each run."""
+        """Every (encoder, seed, run), ``jobs`` chains at once (``tools.schedule.chains``: a run with
+        the runs that need it, in order; --dry_run: one at a time); the records in that order,
+        the results written after each run."""
         skips = {}
         for run in self.spec['runs']:
             if run.config not in skips:
@@ -310,60 +340,72 @@ class Suite:
         for config, reason in skips.items():
             if reason:
                 self.log(f'skipping the protocols of {config}: {reason}')
-        total, done = len(self.encoders) * len(self.seeds) * len(self.spec['runs']), 0
-        for encoder in self.encoders:
-            for seed in self.seeds:
-                ckpt, ckpt_error = encoder.checkpoint(seed), None
-                if isinstance(ckpt, Unavailable):
-                    ckpt_error = ckpt.reason
-                elif ckpt == RANDOM:
-                    ckpt, ckpt_error = self.random_checkpoint(seed)
-                folders, states = {}, {}   # of this encoder and seed, by run name (for ``needs``)
-                for run in self.spec['runs']:
-                    done += 1
-                    name = f'{slug(encoder.label)}-{run.name}-s{seed}'
-                    folders[run.name] = run_folder(run, self.runs_root, name)
-                    needs = states.get(run.needs, 'did not run') if run.needs else 'ok'
-                    if skips[run.config]:
-                        states[run.name] = self.record(encoder, run, seed, 'skipped', skips[run.config])['status']
-                    elif ckpt_error:
-                        states[run.name] = self.record(encoder, run, seed, 'failed', ckpt_error)['status']
-                    elif needs not in ('ok', 'dry_run'):
-                        states[run.name] = self.record(encoder, run, seed, 'failed' if needs == 'failed' else 'skipped',
-                                                       f'needs {run.needs}, which {needs}')['status']
-                    else:
-                        self.log(f'[{done}/{total}] {encoder.label} / {run.name} / seed {seed}')
-                        argv = build_command(run, ckpt, seed, self.runs_root, name, folders.get(run.needs),
-                                             self.python, self.device, self.num_workers, self.nproc)
-                        states[run.name] = self.run_one(encoder, run, seed, argv, folders[run.name], name)
+        self.protocols()   # read once, before any thread
+        items = [(e, s, r) for e in self.encoders for s in self.seeds for r in self.spec['runs']]
+        groups = schedule.chains([(e.label, s, r.name) for e, s, r in items],
+                                 [(e.label, s, r.needs) if r.needs else None for e, s, r in items])
+        states = {}   # (encoder label, seed, run name) -> status, for ``needs``
+        schedule.run_chains([[partial(self.step, i, *items[i], skips, states, len(items)) for i in group]
+                             for group in groups], self.parallel)
         if not self.dry_run:
             self.write()
         return self.records
 
-    def run_one(self, encoder, run, seed, argv, folder, name):
+    def run_name(self, encoder, run, seed):
+        return f'{slug(encoder.label)}-{run.name}-s{seed}'
+
+    def step(self, order, encoder, seed, run, skips, states, total):
+        """Record run number ``order`` as skipped or failed (a dataset missing, its checkpoint or
+        the run it needs failed), or execute it; its status goes into ``states``."""
+        key, name = (encoder.label, seed, run.name), self.run_name(encoder, run, seed)
+        if skips[run.config]:
+            states[key] = self.record(order, encoder, run, seed, 'skipped', skips[run.config])['status']
+            return
+        ckpt, ckpt_error = encoder.checkpoint(seed), None
+        if isinstance(ckpt, Unavailable):
+            ckpt_error = ckpt.reason
+        elif ckpt == RANDOM:
+            ckpt, ckpt_error = self.random_checkpoint(seed)
+        needs = states.get((encoder.label, seed, run.needs), 'did not run') if run.needs else 'ok'
+        if ckpt_error:
+            states[key] = self.record(order, encoder, run, seed, 'failed', ckpt_error)['status']
+        elif needs not in ('ok', 'dry_run'):
+            states[key] = self.record(order, encoder, run, seed, 'failed' if needs == 'failed' else 'skipped',
+                                      f'needs {run.needs}, which {needs}')['status']
+        else:
+            needed = next((r for r in self.spec['runs'] if r.name == run.needs), None)
+            needs_folder = needed and run_folder(needed, self.runs_root, self.run_name(encoder, needed, seed))
+            log = self.run_log(name)
+            log(f'[{order + 1}/{total}] {encoder.label} / {run.name} / seed {seed}')
+            argv = build_command(run, ckpt, seed, self.runs_root, name, needs_folder, self.python, self.device,
+                                 self.num_workers, self.nproc)
+            states[key] = self.run_one(order, encoder, run, seed, argv, run_folder(run, self.runs_root, name),
+                                       name, log)
+
+    def run_one(self, order, encoder, run, seed, argv, folder, name, log):
         """Execute one run, record it, write the outputs; returns its status."""
         start = time.time()
         epochs = next(p['epochs'] for p in self.protocols() if p['name'] == run.name)
         status, reason, results, argv = self.execute(
             argv, os.path.join(self.cwd, self.folder, 'logs', f'{name}.log'), folder, epochs,
-            resumable=run.tool == 'main' and '--test' not in run.args and '--svm' not in run.args)
+            resumable=run.tool == 'main' and '--test' not in run.args and '--svm' not in run.args, log=log)
         if status == 'dry_run':
             return status
         seconds = round(time.time() - start, 1)
         values, max_values, last_values, missing = read_values(run, results)
         if status == 'ok' and missing:
             status, reason = 'failed', f"{folder}/results.json has no {'; '.join(missing)}"
-        partial = [f'{c}: {v.count(None)} of {len(v)} folds failed (log: {folder})'
-                   for c, v in values.items() if isinstance(v, list) and None in v]
-        if status == 'ok' and partial:
-            reason = '; '.join(partial)
-        self.record(encoder, run, seed, status, reason, values=values, max_values=max_values,
-                    last_values=last_values, folder=folder, command=argv, seconds=seconds)
+        partial_folds = [f'{c}: {v.count(None)} of {len(v)} folds failed (log: {folder})'
+                         for c, v in values.items() if isinstance(v, list) and None in v]
+        if status == 'ok' and partial_folds:
+            reason = '; '.join(partial_folds)
+        self.record(order, encoder, run, seed, status, reason, values=values, max_values=max_values,
+                    last_values=last_values, folder=folder, command=argv, seconds=seconds,
+                    **({'env': self.env} if self.env else {}))
         shown = ', '.join(f'{k} {suite_stats.describe(suite_stats.samples(v))["mean"]:.2f}'
                           + (f' (mean of {len(suite_stats.samples(v))} folds)' if isinstance(v, list) else '')
                           for k, v in values.items() if suite_stats.samples(v))
-        self.log(f'    {status} in {seconds:.0f} s' + (f': {shown}' if shown else '')
-                 + (f': {reason}' if reason else ''))
+        log(f'    {status} in {seconds:.0f} s' + (f': {shown}' if shown else '') + (f': {reason}' if reason else ''))
         self.write()
         return status
 
@@ -399,14 +441,15 @@ class Suite:
     def write(self):
         """``results.md`` and ``results.json`` into the suite folder, atomically."""
         folder = os.path.join(self.cwd, self.folder)
-        cells = suite_stats.aggregate(self.records)
-        payload = {'suite': self.name, 'seeds': self.seeds, 'std': 'sample (n - 1)',
-                   'encoders': {e.label: e.ckpt for e in self.encoders}, 'command': sys.argv,
-                   'protocols': self.protocols(), 'cells': cells, 'runs': self.records}
-        with atomic_write(os.path.join(folder, 'results.json'), 'w') as f:
-            json.dump(payload, f, indent=1, default=str)
-        with atomic_write(os.path.join(folder, 'results.md'), 'w') as f:
-            f.write(self.markdown())
+        with self._lock:   # one writer at a time, the records as they stand
+            cells = suite_stats.aggregate(self.records)
+            payload = {'suite': self.name, 'seeds': self.seeds, 'std': 'sample (n - 1)',
+                       'encoders': {e.label: e.ckpt for e in self.encoders}, 'command': sys.argv,
+                       'protocols': self.protocols(), 'cells': cells, 'runs': self.records}
+            with atomic_write(os.path.join(folder, 'results.json'), 'w') as f:
+                json.dump(payload, f, indent=1, default=str)
+            with atomic_write(os.path.join(folder, 'results.md'), 'w') as f:
+                f.write(self.markdown())
         return os.path.join(folder, 'results.md')
 
 
@@ -427,8 +470,10 @@ def parse_args(argv=None):
     p.add_argument('--exp_name', default=None, help='suite folder name under <exp>/evaluate/ (default: the suite)')
     p.add_argument('--exp', default='exps', help='root of the experiment folders')
     p.add_argument('--device', choices=['auto', 'cpu', 'cuda'], default='auto')
-    p.add_argument('--num_workers', type=int, default=2)
+    p.add_argument('--num_workers', type=int, default=None,
+                   help="data-loader workers of each run (default: 2 with --jobs 1, else 0)")
     p.add_argument('--nproc', type=int, default=1, help='processes per run: > 1 starts each run under torchrun')
+    schedule.add_jobs_argument(p)
     p.add_argument('--reuse', action='store_true', help="take a run's existing results.json instead of rerunning it")
     p.add_argument('--dry_run', action='store_true', help='print the commands, run nothing')
     args = p.parse_args(argv)
@@ -444,7 +489,7 @@ def main(argv=None, runner=subprocess_runner):
     folder = os.path.join(args.exp, 'evaluate', args.exp_name or args.suite)
     suite = Suite(args.suite, parse_encoders(args.ckpts), range(args.seeds), folder, runner=runner,
                   device=args.device, num_workers=args.num_workers, reuse=args.reuse, dry_run=args.dry_run,
-                  nproc=args.nproc)
+                  nproc=args.nproc, jobs=args.jobs)
     suite.run_all()
     if args.dry_run:
         return suite

@@ -34,7 +34,6 @@ import torch.nn.functional as F
 from datasets import build_dataloader, unpack_batch
 from datasets.files import DatasetError
 from models import build_model
-from models.classifier import default_open_keys
 from tools.classification import (VotingTest, accuracy_metrics, classification_config, format_vote, predict, summary,
                                   train_points)
 from tools.classifier_checkpoint import load_for_finetune, load_for_test, model_config_for
@@ -135,14 +134,7 @@ def build_classifier(ctx, config, logger):
     model_cfg = config.model.to_dict()
     source = ctx.ckpts or (ctx.path('ckpt-last.pth') if ctx.resume else None)
     ckpt = load_checkpoint(source) if source else None
-    if ckpt is not None:
-        model_cfg = model_config_for(model_cfg, ckpt, source, logger)
-    else:
-        model_cfg, filled = default_open_keys(model_cfg)
-        if filled:
-            logger.info('no checkpoint to read them from: model keys %s',
-                        ', '.join(f'{k}={v} (default)' for k, v in filled.items()))
-    model = build_model(model_cfg)
+    model = build_model(model_config_for(model_cfg, ckpt, source, logger))
     if ctx.mode == 'test':
         load_for_test(model, ckpt, source, logger)
     elif ctx.ckpts and not ctx.resume:

@@ -25,6 +25,7 @@ from datasets.shapenetpart_labels import CATEGORIES, CATEGORY_OF_PART
 from models import build_model
 from models.features import load_encoder
 from models.partseg import nll_loss
+from tools.classifier_checkpoint import model_config_for
 from tools.config_check import validate_config
 from tools.dense_probe import dense_probe
 from tools.trainer import Task, Trainer
@@ -108,9 +109,11 @@ class PartSegTask(Task):
                                              seed=ctx.seed, num_workers=ctx.num_workers, pin_memory=ctx.pin_memory,
                                              where='dataset.train')
         self.test_loader = build_test_loader(ctx, config)
-        self.model = build_model(config.model)
+        source = ctx.ckpts or (ctx.path('ckpt-last.pth') if ctx.resume else None)
+        ckpt = load_checkpoint(source) if source else None   # keys left ``auto`` are read from it
+        self.model = build_model(model_config_for(config.model.to_dict(), ckpt, source, logger))
         if ctx.ckpts and not ctx.resume:   # a resumed run takes everything from ckpt-last.pth
-            self.model.load_encoder(ctx.ckpts, logger)
+            self.model.load_encoder(ckpt, logger, source=source)
         elif not ctx.resume:
             logger.info('part segmentation from scratch (no --ckpts)')
         self.model.to(ctx.device)
@@ -146,7 +149,8 @@ def segmentation_model(ckpt, config, path, logger):
                               f'head); --test takes one written by trainpartseg.py (ckpt-best.pth), a '
                               f'pre-trained checkpoint is fine-tuned with --ckpts and no --test')
     saved = (ckpt.get('config') or {}).get('model')
-    model = build_model(saved if isinstance(saved, dict) and saved.get('NAME') == 'PartSegmentation' else config.model)
+    model_cfg = saved if isinstance(saved, dict) and saved.get('NAME') == 'PartSegmentation' else config.model.to_dict()
+    model = build_model(model_config_for(model_cfg, ckpt, path, logger))
     report = model.load_encoder(ckpt, logger)
     if report.missing:
         raise CheckpointError(f'{path} leaves {len(report.missing)} weights of the segmentation model unloaded '

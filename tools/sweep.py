@@ -16,7 +16,6 @@ mean ± std over the seeds.
 import argparse
 import itertools
 import os
-import shlex
 import sys
 import time
 from types import SimpleNamespace
@@ -27,6 +26,7 @@ import yaml  # noqa: E402
 
 from tools.evaluate import (ROOT, SUITES, Encoder, Suite, Unavailable, last_line, skip_reason,  # noqa: E402
                             subprocess_runner)
+from tools.schedule import command_text  # noqa: E402
 from utils.config import ConfigError, load_config  # noqa: E402
 from utils.parser import experiment_dir  # noqa: E402
 
@@ -99,10 +99,12 @@ def pretrain_command(config, exp, exp_name, seed, opts, python=sys.executable, d
     return argv + (['--opts'] + list(opts) if opts else [])
 
 
-def pretrain(config, exp, exp_name, seed, opts, runner, log_path, cwd=ROOT, dry_run=False, log=print, **kw):
+def pretrain(config, exp, exp_name, seed, opts, runner, log_path, cwd=ROOT, dry_run=False, log=print, env=None,
+             **kw):
     """Pre-train and return the run's ckpt-last.pth path, or Unavailable(reason). A finished run
     (its ``ckpt-epoch-<max_epoch>.pth`` exists) is reused; an interrupted one (only ckpt-last.pth)
-    continues with ``--resume``. With ``dry_run`` the command is printed only."""
+    continues with ``--resume``. With ``dry_run`` the command is printed only. ``env``: variables
+    added to the run's environment (``tools.schedule.thread_env``)."""
     folder = experiment_dir(SimpleNamespace(config=config, exp=exp, exp_name=exp_name))
     ckpt = os.path.join(folder, 'ckpt-last.pth')
     argv = pretrain_command(config, exp, exp_name, seed, opts, **kw)
@@ -115,11 +117,11 @@ def pretrain(config, exp, exp_name, seed, opts, runner, log_path, cwd=ROOT, dry_
         return ckpt
     if os.path.isfile(os.path.join(cwd, ckpt)):
         argv.insert(argv.index('--opts') if '--opts' in argv else len(argv), '--resume')
-    log('  $ ' + shlex.join(argv))
+    log('  $ ' + command_text(argv, env))
     if dry_run:
         return ckpt
     start = time.time()
-    rc = runner(argv, log_path)
+    rc = runner(argv, log_path, env=env)
     if rc != 0 or not os.path.isfile(os.path.join(cwd, ckpt)):
         reason = f'pre-training failed (exit status {rc}): {last_line(log_path)} (log: {log_path})'
         log(f'    {reason}')
