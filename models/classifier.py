@@ -39,14 +39,16 @@ class PointTransformer(PointEncoder):
     Config (Point-MAE's finetune schema, plus ``point_channels`` 3 | 4 (must match the
     pre-trained checkpoint) and ``fps_random_start``); ``type`` ``full`` | ``linear`` | ``mlp3``
     (the frozen ones use ``PointEncoder.freeze_backbone``: backbone weights and BatchNorm
-    statistics stay bit-identical, it runs without a graph). ``point_channels``, ``trans_dim``,
+    statistics stay bit-identical, it runs without a graph). ``cls_token: false`` drops the cls
+    token (global feature concat(mean, max)): what ``--svm`` uses for an encoder pre-trained
+    without one (Point-MAE's), instead of probing a random token. ``point_channels``, ``trans_dim``,
     ``encoder_dims`` and ``depth`` may be ``auto``: the fine-tuning runner fills them from the
     checkpoint (``utils.checkpoint_interop.fill_open_keys``) before the model is built.
     """
 
     CONFIG_KEYS = {
         'NAME': 'PointTransformer', 'num_heads': 6, 'drop_path_rate': 0.1, 'cls_dim': 40, 'group_size': 32,
-        'num_group': 64, 'fps_random_start': False, 'type': 'full',
+        'num_group': 64, 'fps_random_start': False, 'type': 'full', 'cls_token': True,
         **readable_keys(trans_dim=384, encoder_dims=384, depth=12, point_channels=4),
     }
 

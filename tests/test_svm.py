@@ -208,3 +208,36 @@ def test_svm_mode_needs_labelled_splits(probed, tmp_path, torch_globals):
     bad.write_text(yaml.safe_dump(cfg))
     with pytest.raises(SystemExit, match=r'--svm needs labelled splits svm_train and svm_test \(or train and test\)'):
         svm_run(str(bad), str(tmp_path / 'exps'), os.path.join(path, 'ckpt-last.pth'))
+
+
+def test_svm_mode_probes_a_point_mae_encoder_without_a_cls_token(probed, tmp_path, torch_globals):
+    """Point-MAE's pre-training has no cls token: --svm builds the classifier without one and probes
+    concat(mean, max) -- the feature-extraction entry's global feature of the same checkpoint -- rather
+    than stopping on (or probing) a random token."""
+    from conftest import TINY_BACKBONE
+    from models import build_model
+    from models.features import load_encoder
+    _, _, modelnet, _ = probed
+    torch.manual_seed(0)
+    pointmae = build_model({'NAME': 'Point_MAE', 'num_group': TINY_BACKBONE['num_group'],
+                            'group_size': TINY_BACKBONE['group_size'],
+                            'transformer_config': {'trans_dim': 32, 'encoder_dims': 32, 'depth': 2, 'num_heads': 2,
+                                                   'decoder_depth': 1, 'decoder_num_heads': 2}})
+    ckpt = str(tmp_path / 'pointmae.pth')
+    torch.save({'base_model': pointmae.state_dict()}, ckpt)
+    assert not any('cls_token' in k for k in pointmae.state_dict())
+    config = classifier_config(str(tmp_path), modelnet, point_channels='auto')
+    metrics = svm_run(config, str(tmp_path / 'exps'), ckpt)['metrics']
+    assert 0.0 <= metrics['svm_acc'] <= 100.0 and metrics['train_items'] > 0
+
+    from tools.runner_svm import load_frozen_model
+    from utils.config import load_config
+    import logging
+    model = load_frozen_model(load_config(config), ckpt, torch.device('cpu'), logging.getLogger('tests'))
+    assert model.cls_token is None
+    points = torch.rand(2, 256, 3) - 0.5
+    with torch.no_grad():
+        encoder = load_encoder(ckpt, num_heads=2, num_group=TINY_BACKBONE['num_group'],
+                               group_size=TINY_BACKBONE['group_size'])
+        expected = encoder(points, per_point=False).global_feature
+        torch.testing.assert_close(model.global_features(points), expected, rtol=1e-5, atol=1e-6)

@@ -45,12 +45,12 @@ def model_config_for(model_cfg, ckpt, source, logger=None):
     what was filled is logged."""
     if ckpt is None:
         cfg, filled = default_open_keys(model_cfg)
-        how = 'no checkpoint to read them from: model keys'
+        how, tag = 'no checkpoint to read them from: model keys', ' (default)'
     else:
         cfg, filled = fill_open_keys(model_cfg, model_state(ckpt, source), source)
-        how = f'model keys read from {source}:'
+        how, tag = f'model keys read from {source}:', ''
     if filled:
-        (logger or get_logger()).info('%s %s', how, ', '.join(f'{k}={v}' for k, v in filled.items()))
+        (logger or get_logger()).info('%s %s', how, ', '.join(f'{k}={v}{tag}' for k, v in filled.items()))
     return cfg
 
 

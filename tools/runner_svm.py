@@ -2,7 +2,9 @@
 
 The model of ``--config`` (a classification config's ``PointTransformer``, or a pre-training
 config's model) is built and loaded from ``--ckpts`` through ``utils.checkpoint.load_pretrained``
-(grouped report); a checkpoint that leaves a backbone weight unloaded stops the run. Global
+(grouped report); a checkpoint that leaves a backbone weight unloaded stops the run, except the
+cls token of an encoder pre-trained without one (Point-MAE's): the classifier is then built
+without it (``cls_token: false``) and the global feature is concat(mean, max). Global
 features of the ``svm_train`` / ``svm_test`` splits (else ``train`` / ``test``) are extracted in
 eval mode, and ``tools.svm.tuned_svm_accuracy`` picks C by cross-validation on the train features
 only; the fixed-C probe that pre-training logs (``svm_probe.C``, raw features) is reported beside
@@ -10,10 +12,12 @@ it. Prints and writes to ``results.json``: ``svm_acc`` (tuned), ``svm_C``, ``svm
 (cross-validation accuracy of each C on the train split) and ``svm_acc_fixed_C``.
 """
 from models import build_model
+from models.build import model_class
 from tools.svm import C_GRID, CV_FOLDS, SvmProbe, linear_svm_accuracy, tuned_svm_accuracy
 from tools.trainer import Task, Trainer
-from tools.classifier_checkpoint import model_config_for
+from tools.classifier_checkpoint import model_config_for, model_state
 from utils.checkpoint import BACKBONE_KEY, CheckpointError, load_checkpoint, load_pretrained
+from utils.checkpoint_interop import backbone_config
 from utils.config import ConfigError
 
 SPLITS = (('svm_train', 'svm_test'), ('train', 'test'))
@@ -33,7 +37,13 @@ def load_frozen_model(config, ckpt, device, logger):
     """``config.model`` with the weights of ``ckpt`` (report logged), frozen, in eval mode; model keys
     left ``auto`` (the fine-tuning configs) are read from the checkpoint's weights."""
     source, ckpt = ckpt, load_checkpoint(ckpt)
-    model = build_model(model_config_for(config.model.to_dict(), ckpt, source, logger))
+    model_cfg = model_config_for(config.model.to_dict(), ckpt, source, logger)
+    if 'cls_token' in model_class(model_cfg).CONFIG_KEYS and \
+            not backbone_config(model_state(ckpt, source)).get('cls_token', True):
+        logger.info('%s has no cls token (pre-trained without one, as Point-MAE): the probed global feature is '
+                    'concat(mean, max) over the patches', source)
+        model_cfg['cls_token'] = False
+    model = build_model(model_cfg)
     if not hasattr(model, 'global_features'):
         raise ConfigError(f"model.NAME {config.model.NAME} has no global features to probe "
                           f"(use a classification or pre-training config)")
