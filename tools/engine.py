@@ -22,6 +22,9 @@ class NonFiniteLossError(RuntimeError):
 def amp_dtype(setting, device):
     """Config ``amp``: 'auto' -> bf16 on CUDA, off on CPU; 'bf16'/true or false explicit.
 
+    CPU stays fp32 under 'auto': on the project's CPU (AMD EPYC with avx512_bf16, torch 2.13 CPU
+    build) a bf16 autocast pre-training step took 1.45x the fp32 step (README, Results).
+
     Only bf16: it needs no loss scaling, so the step stays free of GradScaler's host syncs.
     """
     if setting in (False, None, 'off', 'false'):
