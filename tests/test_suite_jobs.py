@@ -158,7 +158,7 @@ def test_jobs_pass_the_thread_budget_and_prefix_the_log(project, monkeypatch):
     assert set(map(str, runner.envs)) == {'None'}
     assert {flag(c, '--num_workers') for c in runner.calls} == {'1'}
     log_path = os.path.join(project, 'logs', 'env.log')            # the real runner adds env to the environment
-    assert evaluate.subprocess_runner([sys.executable, '-c', 'import os; print(os.environ["OMP_NUM_THREADS"], '
+    assert schedule.subprocess_runner([sys.executable, '-c', 'import os; print(os.environ["OMP_NUM_THREADS"], '
                                        'os.environ["MKL_NUM_THREADS"], "PATH" in os.environ)'], log_path,
                                       env={'MKL_NUM_THREADS': '7'}, cwd=project) == 0
     assert open(log_path).read().split() == ['3', '7', 'True']

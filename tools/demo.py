@@ -28,7 +28,7 @@ from functools import partial
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tools import schedule  # noqa: E402
-from tools.evaluate import ROOT, RANDOM, Encoder, Suite, last_line, skip_reason, subprocess_runner  # noqa: E402
+from tools.evaluate import ROOT, RANDOM, Encoder, Suite, skip_reason  # noqa: E402
 from tools.sweep import pretrain  # noqa: E402
 
 DATA_CONFIGS = 'cfgs/demo/dataset_configs'
@@ -69,7 +69,7 @@ def step(argv, log_path, runner, log, dry_run, env=None):
     if dry_run:
         return True, ''
     rc = runner(argv, log_path, env=env)
-    return rc == 0, '' if rc == 0 else f'exit status {rc}: {last_line(log_path)} (log: {log_path})'
+    return rc == 0, '' if rc == 0 else schedule.exit_reason(rc, log_path)
 
 
 def figures(folder, ckpts, runner, log, python, cwd=ROOT, dry_run=False, jobs=1, env=None):
@@ -129,7 +129,7 @@ def pretrain_all(folder, runner, log, times, cwd=ROOT, dry_run=False, jobs=1, **
     return {name: ckpts[name] for name, _ in PRETRAIN}
 
 
-def run_demo(exp='exps', exp_name='demo', runner=subprocess_runner, cwd=ROOT, python=sys.executable,
+def run_demo(exp='exps', exp_name='demo', runner=schedule.subprocess_runner, cwd=ROOT, python=sys.executable,
              device='auto', num_workers=None, dry_run=False, log=print, jobs=1):
     """The four steps, ``jobs`` (an int or 'auto': tools/schedule.py) commands at once;
     ``num_workers`` None: 2 with one job, else 0. Returns (suite, report path or None)."""
@@ -192,7 +192,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def main(argv=None, runner=subprocess_runner):
+def main(argv=None, runner=schedule.subprocess_runner):
     args = parse_args(argv)
     return run_demo(args.exp, args.exp_name, runner, device=args.device, num_workers=args.num_workers,
                     dry_run=args.dry_run, jobs=args.jobs)

@@ -28,7 +28,6 @@ import bisect
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -44,7 +43,7 @@ from utils.config import ConfigError, load_config  # noqa: E402
 from utils.io import atomic_write  # noqa: E402
 from utils.parser import experiment_dir  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = schedule.ROOT
 RANDOM = 'random'
 
 
@@ -197,25 +196,6 @@ def has_checkpoint(folder):
     return any('ckpt-last.pth' in files for _, _, files in os.walk(folder))
 
 
-def subprocess_runner(argv, log_path, env=None, cwd=ROOT):
-    """Run ``argv`` in the project root, stdout and stderr into ``log_path``, ``env`` (a dict or
-    None) added to this process's environment; return the exit status."""
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    with open(log_path, 'w') as log:
-        return subprocess.run(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, check=False,
-                              env={**os.environ, **env} if env else None).returncode
-
-
-def last_line(path):
-    """The last non-empty line of a log (main.py's one-line error), or ''."""
-    try:
-        with open(path, errors='replace') as f:
-            lines = [line.strip() for line in f if line.strip()]
-    except OSError:
-        return ''
-    return lines[-1][:300] if lines else ''
-
-
 def read_values(run, results):
     """(values, max_values, last_values, missing kinds) of a run's results.json."""
     out, missing = [], []
@@ -238,7 +218,7 @@ class Suite:
     to the environment), ``cwd`` is where the commands run. ``jobs`` (an int or 'auto', see
     ``tools.schedule``): chains of runs at once; ``num_workers`` None: 2 with one job, else 0."""
 
-    def __init__(self, name, encoders, seeds, folder, runner=subprocess_runner, cwd=ROOT, python=sys.executable,
+    def __init__(self, name, encoders, seeds, folder, runner=schedule.subprocess_runner, cwd=ROOT, python=sys.executable,
                  device='auto', num_workers=None, reuse=False, dry_run=False, log=print, title=None, notes=(),
                  nproc=1, jobs=1):
         if name not in SUITES:
@@ -293,8 +273,7 @@ class Suite:
         return os.path.relpath(path, self.cwd)
 
     def exit_reason(self, rc, log_path):
-        """'exit status N: <the log's last line> (log: <path>)'."""
-        return f'exit status {rc}: {last_line(log_path)} (log: {self.rel(log_path)})'
+        return schedule.exit_reason(rc, log_path, self.rel(log_path))
 
     def random_checkpoint(self, seed):
         """(path, error or None) of the random-init checkpoint of ``seed``, written once per suite
@@ -484,7 +463,7 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None, runner=subprocess_runner):
+def main(argv=None, runner=schedule.subprocess_runner):
     args = parse_args(argv)
     folder = os.path.join(args.exp, 'evaluate', args.exp_name or args.suite)
     suite = Suite(args.suite, parse_encoders(args.ckpts), range(args.seeds), folder, runner=runner,

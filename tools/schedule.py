@@ -6,13 +6,16 @@ in a thread pool, each chain's steps in order. Every run is its own process, so 
 wait; the CPUs are split between the processes instead: ``thread_env`` gives each run
 ``OMP_NUM_THREADS = MKL_NUM_THREADS = max(1, CPUs // jobs)`` and ``loader_workers`` its
 ``--num_workers``. ``tagged`` prefixes a concurrent run's log lines with its name.
+``subprocess_runner`` runs one command into its log; ``exit_reason`` reports a failed one.
 """
 import argparse
 import os
 import shlex
+import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # the project root, where commands run
 THREAD_VARS = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')
 _LOG_LOCK = threading.Lock()
 
@@ -148,3 +151,28 @@ def run_chains(steps, jobs):
     for future in futures:
         if future.exception() is not None:
             raise future.exception()
+
+
+def subprocess_runner(argv, log_path, env=None, cwd=ROOT):
+    """Run ``argv`` in the project root, stdout and stderr into ``log_path``, ``env`` (a dict or
+    None) added to this process's environment; return the exit status."""
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, 'w') as log:
+        return subprocess.run(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, check=False,
+                              env={**os.environ, **env} if env else None).returncode
+
+
+def last_line(path):
+    """The last non-empty line of a log (main.py's one-line error), or ''."""
+    try:
+        with open(path, errors='replace') as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return ''
+    return lines[-1][:300] if lines else ''
+
+
+def exit_reason(rc, log_path, shown=None):
+    """'exit status N: <the log's last line> (log: <shown, default log_path>)': what a failed
+    command is reported with."""
+    return f'exit status {rc}: {last_line(log_path)} (log: {shown or log_path})'

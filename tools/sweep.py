@@ -24,9 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import yaml  # noqa: E402
 
-from tools.evaluate import (ROOT, SUITES, Encoder, Suite, Unavailable, last_line, skip_reason,  # noqa: E402
-                            subprocess_runner)
-from tools.schedule import command_text  # noqa: E402
+from tools.evaluate import ROOT, SUITES, Encoder, Suite, Unavailable, skip_reason  # noqa: E402
+from tools.schedule import command_text, exit_reason, subprocess_runner  # noqa: E402
 from utils.config import ConfigError, load_config  # noqa: E402
 from utils.parser import experiment_dir  # noqa: E402
 
@@ -123,7 +122,7 @@ def pretrain(config, exp, exp_name, seed, opts, runner, log_path, cwd=ROOT, dry_
     start = time.time()
     rc = runner(argv, log_path, env=env)
     if rc != 0 or not os.path.isfile(os.path.join(cwd, ckpt)):
-        reason = f'pre-training failed (exit status {rc}): {last_line(log_path)} (log: {log_path})'
+        reason = f'pre-training failed ({exit_reason(rc, log_path)})'
         log(f'    {reason}')
         return Unavailable(reason)
     log(f'    pre-trained in {time.time() - start:.0f} s: {ckpt}')
